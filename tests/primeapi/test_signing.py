@@ -54,7 +54,11 @@ def test_verify_accepts_the_right_signature_and_refuses_any_change():
     body = b'{"nonce":1616492376594}'
     good = sign(secret=SECRET, url_path="/0/private/ListPrimeApiUsers", nonce=NONCE, body=body)
     assert verify(
-        secret=SECRET, url_path="/0/private/ListPrimeApiUsers", nonce=NONCE, body=body, signature=good
+        secret=SECRET,
+        url_path="/0/private/ListPrimeApiUsers",
+        nonce=NONCE,
+        body=body,
+        signature=good,
     )
     assert not verify(
         secret=SECRET,

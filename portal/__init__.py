@@ -1,0 +1,1 @@
+"""The Prime Ops Portal Django project."""

@@ -1,0 +1,51 @@
+"""Server-side permission checks for views."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from functools import wraps
+
+from django.core.exceptions import PermissionDenied
+from django.http import HttpRequest, HttpResponse
+
+from portal.staff.roles import (
+    APPROVE_SETTLEMENT,
+    MANAGE_CONNECTION,
+    MANAGE_KEYS,
+    MANAGE_PRIME_USERS,
+    MANAGE_STAFF,
+    REQUEST_SETTLEMENT,
+    VIEW_PORTAL,
+)
+
+_WHAT = {
+    VIEW_PORTAL: "read the portal",
+    MANAGE_PRIME_USERS: "manage Prime API users (Operator role)",
+    MANAGE_KEYS: "issue, edit or revoke API keys (Operator role)",
+    REQUEST_SETTLEMENT: "request settlement (Operator role)",
+    APPROVE_SETTLEMENT: "approve settlement (Approver role)",
+    MANAGE_STAFF: "manage staff (Admin role)",
+    MANAGE_CONNECTION: "manage the Prime connection (Admin role)",
+}
+
+
+def require_perm(perm: str) -> Callable:
+    """Refuse with a clear 403 unless the signed-in person holds `perm`; audit refused writes."""
+
+    def decorator(view: Callable[..., HttpResponse]) -> Callable[..., HttpResponse]:
+        @wraps(view)
+        def wrapped(request: HttpRequest, *args, **kwargs) -> HttpResponse:
+            if not request.user.has_perm(perm):
+                if request.method not in ("GET", "HEAD", "OPTIONS"):
+                    from portal.audit.services import audit_refusal
+
+                    audit_refusal(actor=request.user, permission=perm, path=request.path)
+                raise PermissionDenied(
+                    f"You need permission to {_WHAT.get(perm, perm)}. Ask an Admin if you need it."
+                )
+            return view(request, *args, **kwargs)
+
+        wrapped.required_permission = perm  # read by the permission-walk test
+        return wrapped
+
+    return decorator

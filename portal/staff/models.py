@@ -1,0 +1,26 @@
+"""Portal accounts. Roles are Django groups (see roles.py); permissions live here."""
+
+from django.contrib.auth.models import AbstractUser
+from django.db import models
+
+
+class Staff(AbstractUser):
+    """A person who signs in to the portal."""
+
+    display_name = models.CharField(max_length=150, blank=True)
+
+    class Meta:
+        verbose_name = "staff member"
+        verbose_name_plural = "staff"
+        permissions = [
+            ("view_portal", "Read every page, including the audit trail"),
+            ("manage_prime_users", "Create, rename, enable, disable and re-role Prime API users"),
+            ("manage_keys", "Issue and revoke Prime API keys and edit their allow-lists"),
+            ("request_settlement", "Create settlement batches and request settlement of legs"),
+            ("approve_settlement", "Approve or reject settlement requests of others"),
+            ("manage_staff", "Create staff, grant roles and require two-factor sign-in"),
+            ("manage_connection", "Store and rotate the Prime connection credentials"),
+        ]
+
+    def __str__(self) -> str:
+        return self.display_name or self.username

@@ -1,0 +1,71 @@
+"""Portal roles as Django groups, the permissions each grants, and the navigation they see."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.db import models
+
+VIEW_PORTAL = "staff.view_portal"
+MANAGE_PRIME_USERS = "staff.manage_prime_users"
+MANAGE_KEYS = "staff.manage_keys"
+REQUEST_SETTLEMENT = "staff.request_settlement"
+APPROVE_SETTLEMENT = "staff.approve_settlement"
+MANAGE_STAFF = "staff.manage_staff"
+MANAGE_CONNECTION = "staff.manage_connection"
+
+
+class Role(models.TextChoices):
+    VIEWER = "Viewer"
+    OPERATOR = "Operator"
+    APPROVER = "Approver"
+    ADMIN = "Admin"
+
+
+ROLE_PERMISSIONS: dict[str, tuple[str, ...]] = {
+    Role.VIEWER: (VIEW_PORTAL,),
+    Role.OPERATOR: (VIEW_PORTAL, MANAGE_PRIME_USERS, MANAGE_KEYS, REQUEST_SETTLEMENT),
+    Role.APPROVER: (VIEW_PORTAL, APPROVE_SETTLEMENT),
+    Role.ADMIN: (VIEW_PORTAL, MANAGE_STAFF, MANAGE_CONNECTION),
+}
+
+# (label, url name, permission needed) in the order the navigation shows them.
+NAVIGATION: tuple[tuple[str, str, str], ...] = (
+    ("Prime users", "users:list", VIEW_PORTAL),
+    ("Settlement", "settlement:batch-list", VIEW_PORTAL),
+    ("Audit trail", "audit:list", VIEW_PORTAL),
+    ("Staff", "staff:list", MANAGE_STAFF),
+    ("Prime connection", "staff:connection", MANAGE_CONNECTION),
+)
+
+
+def ensure_roles(**kwargs: Any) -> None:
+    """Create the role groups and give them exactly their permissions (runs after migrate)."""
+    from django.contrib.auth.models import Group, Permission
+
+    for role, perms in ROLE_PERMISSIONS.items():
+        group, _ = Group.objects.get_or_create(name=role)
+        wanted = []
+        for perm in perms:
+            app_label, codename = perm.split(".")
+            found = Permission.objects.filter(
+                content_type__app_label=app_label, codename=codename
+            ).first()
+            if found is not None:
+                wanted.append(found)
+        group.permissions.set(wanted)
+
+
+def navigation_for(user) -> list[dict[str, str]]:
+    """Navigation entries the user may open, resolved to URLs (unknown routes are skipped)."""
+    from django.urls import NoReverseMatch, reverse
+
+    items = []
+    for label, url_name, perm in NAVIGATION:
+        if not user.has_perm(perm):
+            continue
+        try:
+            items.append({"label": label, "url": reverse(url_name), "name": url_name})
+        except NoReverseMatch:
+            continue
+    return items

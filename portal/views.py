@@ -1,0 +1,11 @@
+"""The landing page."""
+
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import render
+from django.views.decorators.http import require_GET
+
+
+@require_GET
+def home(request: HttpRequest) -> HttpResponse:
+    """Show what the signed-in person can do."""
+    return render(request, "home.html")

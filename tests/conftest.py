@@ -1,0 +1,103 @@
+"""Shared fixtures: named personas, the real sandbox on a loopback port, a Prime client."""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+
+os.environ.setdefault("DJANGO_ALLOW_ASYNC_UNSAFE", "true")  # Playwright's loop in e2e tests
+
+PASSWORD = "correct horse battery staple 42"
+
+
+def _make_staff(django_user_model, username: str, *roles: str):
+    from django.contrib.auth.models import Group
+
+    from portal.staff.roles import ensure_roles
+
+    ensure_roles()
+    user = django_user_model.objects.create_user(username=username, password=PASSWORD)
+    for role in roles:
+        user.groups.add(Group.objects.get(name=role))
+    return user
+
+
+@pytest.fixture
+def admin(db, django_user_model):
+    return _make_staff(django_user_model, "ada.admin", "Admin", "Viewer")
+
+
+@pytest.fixture
+def operator(db, django_user_model):
+    return _make_staff(django_user_model, "otto.operator", "Operator")
+
+
+@pytest.fixture
+def approver(db, django_user_model):
+    return _make_staff(django_user_model, "april.approver", "Approver")
+
+
+@pytest.fixture
+def second_approver(db, django_user_model):
+    return _make_staff(django_user_model, "brook.approver", "Approver")
+
+
+@pytest.fixture
+def viewer(db, django_user_model):
+    return _make_staff(django_user_model, "vic.viewer", "Viewer")
+
+
+@pytest.fixture
+def outsider(db, django_user_model):
+    """Signed in, but holds no portal role."""
+    return _make_staff(django_user_model, "oscar.outsider")
+
+
+@pytest.fixture(scope="session")
+def sandbox():
+    """The real Prime sandbox, serving HTTP on a free loopback port for the whole session."""
+    from primeapi.sandbox import SandboxServer
+
+    server = SandboxServer(host="127.0.0.1", port=0, rate_limit="off")
+    server.start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def fresh_sandbox(sandbox):
+    """The session sandbox, reset to an empty account (same admin key) before the test."""
+    sandbox.control.reset()
+    yield sandbox
+    sandbox.control.clear_faults()
+
+
+@pytest.fixture
+def prime_settings(settings, fresh_sandbox):
+    """Point the portal at the sandbox through the PRIME_* settings."""
+    settings.PRIME_API_URL = fresh_sandbox.url
+    settings.PRIME_API_KEY = fresh_sandbox.admin_key
+    settings.PRIME_API_SECRET = fresh_sandbox.admin_secret
+    return fresh_sandbox
+
+
+def _on_postgres() -> bool:
+    from django.conf import settings
+
+    return settings.DATABASES["default"]["ENGINE"].endswith("postgresql")
+
+
+def pytest_collection_modifyitems(config, items):
+    """Tests marked `postgres` need real row locks/triggers: deselect them on SQLite.
+
+    They are not skipped: CI runs the suite a second time on PostgreSQL, where they run.
+    """
+    if _on_postgres():
+        return
+    keep, drop = [], []
+    for item in items:
+        (drop if item.get_closest_marker("postgres") else keep).append(item)
+    if drop:
+        config.hook.pytest_deselected(items=drop)
+        items[:] = keep
