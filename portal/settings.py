@@ -50,6 +50,7 @@ INSTALLED_APPS = [
     "portal.users",
     "portal.keys",
     "portal.settlement",
+    "portal.connection",
 ]
 
 MIDDLEWARE = [

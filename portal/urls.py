@@ -11,6 +11,7 @@ urlpatterns = [
     path("prime-users/", include("portal.users.urls")),
     path("keys/", include("portal.keys.urls")),
     path("settlement/", include("portal.settlement.urls")),
+    path("connection/", include("portal.connection.urls")),
 ]
 
 handler403 = "portal.web.permission_denied"

@@ -11,13 +11,15 @@ os.environ.setdefault("DJANGO_ALLOW_ASYNC_UNSAFE", "true")  # Playwright's loop 
 PASSWORD = "correct horse battery staple 42"
 
 
-def _make_staff(django_user_model, username: str, *roles: str):
+def make_staff(username: str, *roles: str):
+    """A staff member holding the given portal roles (Viewer, Operator, Approver, Admin)."""
+    from django.contrib.auth import get_user_model
     from django.contrib.auth.models import Group
 
     from portal.staff.roles import ensure_roles
 
     ensure_roles()
-    user = django_user_model.objects.create_user(username=username, password=PASSWORD)
+    user = get_user_model().objects.create_user(username=username, password=PASSWORD)
     for role in roles:
         user.groups.add(Group.objects.get(name=role))
     return user
@@ -25,33 +27,33 @@ def _make_staff(django_user_model, username: str, *roles: str):
 
 @pytest.fixture
 def admin(db, django_user_model):
-    return _make_staff(django_user_model, "ada.admin", "Admin", "Viewer")
+    return make_staff("ada.admin", "Admin")
 
 
 @pytest.fixture
 def operator(db, django_user_model):
-    return _make_staff(django_user_model, "otto.operator", "Operator")
+    return make_staff("otto.operator", "Operator")
 
 
 @pytest.fixture
 def approver(db, django_user_model):
-    return _make_staff(django_user_model, "april.approver", "Approver")
+    return make_staff("april.approver", "Approver")
 
 
 @pytest.fixture
 def second_approver(db, django_user_model):
-    return _make_staff(django_user_model, "brook.approver", "Approver")
+    return make_staff("brook.approver", "Approver")
 
 
 @pytest.fixture
 def viewer(db, django_user_model):
-    return _make_staff(django_user_model, "vic.viewer", "Viewer")
+    return make_staff("vic.viewer", "Viewer")
 
 
 @pytest.fixture
 def outsider(db, django_user_model):
     """Signed in, but holds no portal role."""
-    return _make_staff(django_user_model, "oscar.outsider")
+    return make_staff("oscar.outsider")
 
 
 @pytest.fixture(scope="session")

@@ -35,7 +35,7 @@ NAVIGATION: tuple[tuple[str, str, str], ...] = (
     ("Settlement", "settlement:batch-list", VIEW_PORTAL),
     ("Audit trail", "audit:list", VIEW_PORTAL),
     ("Staff", "staff:list", MANAGE_STAFF),
-    ("Prime connection", "staff:connection", MANAGE_CONNECTION),
+    ("Prime connection", "connection:settings", MANAGE_CONNECTION),
 )
 
 
