@@ -44,7 +44,7 @@ RATE_LIMIT_CHOICES = ("off", *RATE_TIERS)
 
 @dataclass
 class Authenticated:
-    """A request that passed steps 1–5."""
+    """A request that passed steps 1-5."""
 
     key: ApiKey
     user: User | None
@@ -150,7 +150,7 @@ def authenticate(
     headers: Any,
     raw: bytes,
 ) -> Authenticated:
-    """Run steps 1–5 (module docstring); consumes the nonce once 3 and 4 pass."""
+    """Run steps 1-5 (module docstring); consumes the nonce once 3 and 4 pass."""
     now = time.monotonic()
     api_key = headers.get("API-Key")
     key = state.key_by_public(api_key.strip()) if api_key else None

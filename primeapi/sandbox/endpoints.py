@@ -121,9 +121,7 @@ _USER_ID = Field("string", required=True)
 
 ENDPOINTS: dict[str, Endpoint] = {
     "CreatePrimeApiUser": Endpoint(
-        RequestSpec(
-            {"name": Field("string", required=True), "role": Field("string", True, ROLES)}
-        ),
+        RequestSpec({"name": Field("string", required=True), "role": Field("string", True, ROLES)}),
         ADMIN_ONLY,
         _create_user,
     ),

@@ -165,7 +165,7 @@ class Trade:
     batch_id: str | None = None
 
     def deltas(self) -> list[tuple[str, Decimal]]:
-        """Signed account position changes: buy 1.5 BTC/USD @ 30000 → BTC +1.5, USD −45000."""
+        """Signed account position changes: buy 1.5 BTC/USD @ 30000 → BTC +1.5, USD -45000."""
         volume = Decimal(self.volume)
         cost = volume * Decimal(self.price)
         sign = 1 if self.side == "buy" else -1
@@ -390,7 +390,7 @@ class SandboxState:
 
     @staticmethod
     def clean_name(name: str) -> str:
-        """Trim a display name and check 1–64 printable characters."""
+        """Trim a display name and check 1-64 printable characters."""
         cleaned = name.strip()
         if not 1 <= len(cleaned) <= MAX_NAME_LENGTH or not cleaned.isprintable():
             raise invalid("Invalid name")
@@ -399,8 +399,11 @@ class SandboxState:
     def create_user(self, name: str, role: str, now: int) -> User:
         """CreatePrimeApiUser."""
         user = User(
-            id=self._unique_id(self.users), name=self.clean_name(name), status="Enabled",
-            role=role, created_at=now,
+            id=self._unique_id(self.users),
+            name=self.clean_name(name),
+            status="Enabled",
+            role=role,
+            created_at=now,
         )
         self.users[user.id] = user
         return user
@@ -408,8 +411,8 @@ class SandboxState:
     def update_user(self, user_id: str, name: str | None, status: str | None) -> User:
         """UpdatePrimeApiUser: change name and/or status."""
         user = self.get_user(user_id)
-        new_name = self.clean_name(name) if name is not None else user.name
-        user.name = new_name
+        if name is not None:
+            user.name = self.clean_name(name)
         if status is not None:
             user.status = status
         return user
@@ -424,8 +427,13 @@ class SandboxState:
         """CreatePrimeApiUserKey: a key with a fresh secret and an empty allow-list."""
         self.get_user(user_id)
         key = ApiKey(
-            id=self._unique_id(self.keys), api_key=new_public_key(), secret=new_secret(),
-            user_id=user_id, whitelisted_ips=[], created_at=now, updated_at=now,
+            id=self._unique_id(self.keys),
+            api_key=new_public_key(),
+            secret=new_secret(),
+            user_id=user_id,
+            whitelisted_ips=[],
+            created_at=now,
+            updated_at=now,
         )
         self.keys[key.id] = key
         return key
@@ -475,8 +483,10 @@ class SandboxState:
 
     def pending_trades(self, asset_kind: str) -> list[Trade]:
         """Unsettled trades not captured by any batch, oldest first."""
-        pending = [t for t in self.trades.values() if t.batch_id is None]
-        return sorted((t for t in pending if t.asset_kind == asset_kind), key=lambda t: t.created_at)
+        pending = [
+            t for t in self.trades.values() if t.batch_id is None and t.asset_kind == asset_kind
+        ]
+        return sorted(pending, key=lambda t: t.created_at)
 
     # ------------------------------------------------------------- settlement
 
@@ -494,9 +504,14 @@ class SandboxState:
         legs = [Leg(asset=a, net=format_decimal(n)) for a, n in sorted(net.items()) if n != 0]
         self.batch_seq += 1
         batch = Batch(
-            id=self._unique_id(self.batches, prefix="B_", length=8), seq=self.batch_seq,
-            asset_kind=asset_kind, created_at=now, updated_at=now, confirmed=False,
-            trade_ids=[t.id for t in trades], legs=legs,
+            id=self._unique_id(self.batches, prefix="B_", length=8),
+            seq=self.batch_seq,
+            asset_kind=asset_kind,
+            created_at=now,
+            updated_at=now,
+            confirmed=False,
+            trade_ids=[t.id for t in trades],
+            legs=legs,
         )
         for trade in trades:
             trade.batch_id = batch.id
@@ -546,9 +561,13 @@ class SandboxState:
         if not leg.can_settle:
             raise invalid("Leg cannot be settled")
         transfer = Transfer(
-            id=str(self.next_transfer_id), batch_id=batch.id, asset=asset,
-            amount=format_decimal(abs(Decimal(leg.net))), status="pending",
-            created_at=now, updated_at=now,
+            id=str(self.next_transfer_id),
+            batch_id=batch.id,
+            asset=asset,
+            amount=format_decimal(abs(Decimal(leg.net))),
+            status="pending",
+            created_at=now,
+            updated_at=now,
         )
         self.next_transfer_id += 1
         self.transfers[transfer.id] = transfer
