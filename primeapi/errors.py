@@ -88,6 +88,21 @@ class PrimeError(Exception):
     def __str__(self) -> str:
         return self.message
 
+    def __reduce__(self) -> tuple[object, ...]:
+        # Subclass constructors differ; rebuild from the attributes so errors survive
+        # pickling (e.g. between processes) with their cause dropped.
+        state = {k: v for k, v in self.__dict__.items() if not k.startswith("__")}
+        return (_restore, (type(self), self.args, state))
+
+
+def _restore(
+    cls: type[PrimeError], args: tuple[object, ...], state: dict[str, object]
+) -> PrimeError:
+    error = cls.__new__(cls)
+    Exception.__init__(error, *args)
+    error.__dict__.update(state)
+    return error
+
 
 # --- Kraken answered with error strings -------------------------------------------------
 
@@ -235,10 +250,9 @@ class OutcomeUnknownError(PrimeError):
         self.__cause__ = cause
 
     @property
-    def cause(self) -> PrimeError:
-        """The transport or server failure that left the outcome unknown."""
-        assert isinstance(self.__cause__, PrimeError)
-        return self.__cause__
+    def cause(self) -> PrimeError | None:
+        """The transport or server failure that left the outcome unknown (None once pickled)."""
+        return self.__cause__ if isinstance(self.__cause__, PrimeError) else None
 
 
 # --- Mapping Kraken's strings to classes -------------------------------------------------
@@ -259,8 +273,16 @@ ERROR_TABLE: tuple[tuple[str, type[PrimeAPIError]], ...] = (
     ("EAPI:Feature disabled", FeatureDisabledError),
 )
 
-_COLON = re.compile(r"\s*:\s*")
 _INTERNAL = "egeneral:internal error"
+
+
+def _pattern(prefix: str) -> re.Pattern[str]:
+    # Kraken is not consistent about spaces around ':' ("EService: Throttled: <ts>").
+    parts = r"\s*:\s*".join(re.escape(part) for part in prefix.split(":"))
+    return re.compile(rf"\s*{parts}\s*(?::\s*(?P<detail>.*))?", re.IGNORECASE | re.DOTALL)
+
+
+_PATTERNS = tuple((_pattern(prefix), cls) for prefix, cls in ERROR_TABLE)
 
 
 def is_warning(error: str) -> bool:
@@ -269,18 +291,15 @@ def is_warning(error: str) -> bool:
 
 
 def _normalise(error: str) -> str:
-    return _COLON.sub(":", error.strip())
+    return re.sub(r"\s*:\s*", ":", error.strip())
 
 
 def _match(error: str) -> tuple[type[PrimeAPIError], str | None] | None:
-    norm = _normalise(error)
-    folded = norm.casefold()
-    for prefix, cls in ERROR_TABLE:
-        key = prefix.casefold()
-        if folded == key:
-            return cls, None
-        if folded.startswith(key + ":"):
-            return cls, norm[len(prefix) + 1 :] or None
+    for pattern, cls in _PATTERNS:
+        found = pattern.fullmatch(error)
+        if found is not None:
+            detail = found.group("detail")
+            return cls, (detail.strip() or None) if detail is not None else None
     return None
 
 
@@ -312,22 +331,29 @@ def error_from_strings(
         if found is not None:
             cls, detail = found
             break
-    # An internal error or a 5xx may come after Kraken acted; "Unavailable"/"Busy" refuse.
-    outcome_unknown = cls is ServiceUnavailableError and (
-        (http_status is not None and http_status >= 500)
-        or any(_normalise(f).casefold().startswith(_INTERNAL) for f in failures)
-    )
-    common = {
-        "errors": tuple(errors),
-        "http_status": http_status,
-        "endpoint": endpoint,
-        "outcome_unknown": outcome_unknown,
-        "detail": detail,
-    }
+    # An internal error, or a 5xx without a recognised refusal, may come after Kraken
+    # acted; "Unavailable" and "Busy" are refusals.
+    outcome_unknown = (
+        cls in (ServiceUnavailableError, PrimeAPIError)
+        and http_status is not None
+        and http_status >= 500
+    ) or any(_normalise(f).casefold().startswith(_INTERNAL) for f in failures)
     if cls is RateLimitedError:
-        retry_after = _retry_after(detail, time.time() if now is None else now)
-        return RateLimitedError(retry_after=retry_after, **common)  # type: ignore[arg-type]
-    return cls(**common)  # type: ignore[arg-type]
+        return RateLimitedError(
+            errors=errors,
+            http_status=http_status,
+            endpoint=endpoint,
+            outcome_unknown=outcome_unknown,
+            detail=detail,
+            retry_after=_retry_after(detail, time.time() if now is None else now),
+        )
+    return cls(
+        errors=errors,
+        http_status=http_status,
+        endpoint=endpoint,
+        outcome_unknown=outcome_unknown,
+        detail=detail,
+    )
 
 
 def _describe(endpoint: str | None, text: str, http_status: int | None) -> str:
