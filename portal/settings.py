@@ -7,6 +7,7 @@ variable is listed in `.env.example`.
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import dj_database_url
@@ -60,7 +61,10 @@ MIDDLEWARE = [
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django_otp.middleware.OTPMiddleware",
-    "django.contrib.auth.middleware.LoginRequiredMiddleware",
+    # Django's LoginRequiredMiddleware, answering htmx requests with HX-Redirect.
+    "portal.staff.middleware.PortalLoginRequiredMiddleware",
+    # Half-signed-in people see only the two-factor pages (needs OTPMiddleware above).
+    "portal.staff.middleware.TwoFactorMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "django_htmx.middleware.HtmxMiddleware",
@@ -83,6 +87,7 @@ TEMPLATES = [
                 "django.contrib.auth.context_processors.auth",
                 "django.contrib.messages.context_processors.messages",
                 "portal.web.portal_context",
+                "portal.connection.context_processors.prime_status",
             ],
         },
     }
@@ -98,12 +103,18 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
         "transaction_mode": "IMMEDIATE",
         "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
     }
-    DATABASES["default"].setdefault("TEST", {})["NAME"] = env_str(
-        "PORTAL_TEST_SQLITE", str(VAR_DIR / "test.sqlite3")
-    )
+    # A file (not :memory:) so live servers and spawned processes share it; one per
+    # test run, and exported so child processes of that run find the same file.
+    if not os.environ.get("PORTAL_TEST_SQLITE"):
+        os.environ["PORTAL_TEST_SQLITE"] = str(VAR_DIR / f"test-{os.getpid()}.sqlite3")
+    DATABASES["default"].setdefault("TEST", {})["NAME"] = os.environ["PORTAL_TEST_SQLITE"]
 else:
     DATABASES["default"]["CONN_MAX_AGE"] = env_int("DATABASE_CONN_MAX_AGE", 60)
     DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
+    # One test database per test run (several runs may share a server); children inherit it.
+    if not os.environ.get("PORTAL_TEST_DB_NAME"):
+        os.environ["PORTAL_TEST_DB_NAME"] = f"test_portal_{os.getpid()}"
+    DATABASES["default"].setdefault("TEST", {})["NAME"] = os.environ["PORTAL_TEST_DB_NAME"]
 
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 AUTH_USER_MODEL = "staff.Staff"
@@ -170,6 +181,10 @@ AXES_RESET_ON_SUCCESS = True
 AXES_CLIENT_IP_CALLABLE = "portal.web.axes_client_ip"
 AXES_LOCKOUT_TEMPLATE = "staff/locked_out.html"
 AXES_VERBOSE = False
+
+# django-otp: TOTP codes from an authenticator app; wrong codes slow down 1, 2, 4 ... seconds.
+OTP_TOTP_ISSUER = "Prime Ops Portal"
+OTP_TOTP_THROTTLE_FACTOR = 1
 
 LANGUAGE_CODE = "en-gb"
 TIME_ZONE = env_str("PORTAL_TIME_ZONE", "UTC")

@@ -75,28 +75,47 @@ class HtmxMessagesMiddleware:
 
 
 def portal_context(request: HttpRequest) -> dict[str, Any]:
-    """Template context every page needs: navigation by role and the Prime status strip."""
-    from portal.staff.roles import navigation_for
+    """Template context every page needs: navigation by role and the person's roles."""
+    from portal.staff.roles import Role, navigation_for
 
     user = getattr(request, "user", None)
-    nav = navigation_for(user) if user is not None and user.is_authenticated else []
-    return {"nav_items": nav, "portal_env": settings.PORTAL_ENV}
+    if user is None or not user.is_authenticated:
+        return {"nav_items": [], "user_roles": [], "portal_env": settings.PORTAL_ENV}
+    if getattr(request, "two_factor_pending", False):
+        # Half signed in (password only): nothing to navigate to until the code is in.
+        return {
+            "nav_items": [],
+            "user_roles": [],
+            "portal_env": settings.PORTAL_ENV,
+            "two_factor_pending": True,
+        }
+    nav = navigation_for(user)
+    path = request.path
+    for item in nav:
+        item["active"] = path == item["url"] or path.startswith(item["url"].rstrip("/") + "/")
+    # One query; groups that are not portal roles are left out.
+    held = {name for name in user.groups.values_list("name", flat=True)}
+    roles = [role.value for role in Role if role.value in held]
+    return {"nav_items": nav, "user_roles": roles, "portal_env": settings.PORTAL_ENV}
 
 
 def _error_page(request: HttpRequest, status: int, title: str, text: str) -> HttpResponse:
     if getattr(request, "htmx", False):
-        # htmx does not swap 4xx/5xx bodies by default; show the words in the message area.
+        # Leave the widget as it was and say why in the message area (out of band). Pending
+        # messages go along, since a second out-of-band #messages would replace this one.
+        pending = [*messages.get_messages(request), {"tags": "error", "message": text}]
         fragment = render_to_string(
-            "_messages.html",
-            {"messages": [{"tags": "error", "message": text}], "oob": True},
-            request=request,
+            "_messages.html", {"messages": pending, "oob": True}, request=request
         )
         response = HttpResponse(fragment, status=status)
         response.headers["HX-Reswap"] = "none"
+        response.headers["Vary"] = "HX-Request"
         return response
-    return render(
+    response = render(
         request, "error.html", {"status": status, "title": title, "text": text}, status=status
     )
+    response.headers["Vary"] = "HX-Request"
+    return response
 
 
 def permission_denied(request: HttpRequest, exception: Exception | None = None) -> HttpResponse:

@@ -1,5 +1,8 @@
 """Portal accounts. Roles are Django groups (see roles.py); permissions live here."""
 
+from __future__ import annotations
+
+from django.conf import settings
 from django.contrib.auth.models import AbstractUser
 from django.db import models
 
@@ -24,3 +27,27 @@ class Staff(AbstractUser):
 
     def __str__(self) -> str:
         return self.display_name or self.username
+
+
+class PortalSecurity(models.Model):
+    """The one row of portal-wide sign-in settings an Admin can change."""
+
+    SINGLETON_ID = 1
+
+    id = models.PositiveSmallIntegerField(primary_key=True, default=SINGLETON_ID, editable=False)
+    require_two_factor = models.BooleanField(default=False)
+    changed_at = models.DateTimeField(null=True, blank=True)
+    changed_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="+",
+    )
+
+    class Meta:
+        verbose_name = "portal security settings"
+        verbose_name_plural = "portal security settings"
+
+    def __str__(self) -> str:
+        return f"two-factor {'required' if self.require_two_factor else 'optional'}"

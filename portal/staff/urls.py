@@ -1,13 +1,17 @@
-from django.contrib.auth import views as auth_views
 from django.urls import path
+
+from portal.staff import views
 
 app_name = "staff"
 
 urlpatterns = [
-    path(
-        "login/",
-        auth_views.LoginView.as_view(template_name="staff/login.html"),
-        name="login",
-    ),
-    path("logout/", auth_views.LogoutView.as_view(), name="logout"),
+    path("login/", views.login_view, name="login"),
+    path("logout/", views.logout_view, name="logout"),
+    path("two-factor/", views.two_factor_verify, name="two-factor"),
+    path("two-factor/setup/", views.two_factor_setup, name="two-factor-setup"),
+    path("", views.staff_list, name="list"),
+    path("create/", views.staff_create, name="create"),
+    path("<int:pk>/roles/", views.staff_roles, name="roles"),
+    path("<int:pk>/deactivate/", views.staff_deactivate, name="deactivate"),
+    path("two-factor/requirement/", views.two_factor_requirement, name="two-factor-requirement"),
 ]

@@ -45,7 +45,8 @@ def new_page(browser):
     contexts = []
 
     def make(**context_kwargs):
-        context = browser.new_context(viewport={"width": 1366, "height": 900}, **context_kwargs)
+        context_kwargs.setdefault("viewport", {"width": 1366, "height": 900})
+        context = browser.new_context(**context_kwargs)
         context.set_default_timeout(10_000)
         contexts.append(context)
         return context.new_page()
@@ -60,9 +61,21 @@ def page(new_page):
     return new_page()
 
 
-def sign_in(page, live_server, user, password: str = PASSWORD) -> None:
-    """Sign in through the real form (two-factor, if any, is the caller's next step)."""
+def sign_in(page, live_server, user, password: str = PASSWORD, *, device=None) -> None:
+    """Sign in through the real form; with `device`, also type its current two-factor code."""
     page.goto(f"{live_server.url}/staff/login/")
     page.fill("input[name=username]", user.get_username())
     page.fill("input[name=password]", password)
     page.click("button[type=submit]")
+    if device is not None:
+        enter_code(page, device)
+
+
+def enter_code(page, device) -> None:
+    """Type the code the person's authenticator app shows now into the two-factor step."""
+    from tests.staff.otp import totp_code
+
+    page.wait_for_url("**/staff/two-factor/**")
+    page.fill("input[name=token]", totp_code(device))
+    page.click("form button[type=submit].primary")
+    page.wait_for_url(lambda url: "/staff/two-factor/" not in url)

@@ -6,13 +6,15 @@ import importlib
 import pkgutil
 
 import pytest
-from django.urls import URLPattern, URLResolver, get_resolver, reverse
+from django.urls import URLPattern, URLResolver, get_resolver, include, path, reverse
+from django.urls.resolvers import RegexPattern
 
 import tests.walk
 from tests.conftest import PASSWORD, make_staff
 from tests.walk.cases import OUTSIDER, ROLES, Case
 
 IGNORED_NAMESPACES = {"admin"}
+SIGNS_OUT = {"staff:logout"}
 
 
 def _all_cases() -> list[Case]:
@@ -42,10 +44,31 @@ CASES = _all_cases()
 PERSONAS = ("anonymous", OUTSIDER, *ROLES)
 
 
+def _missing_entries(cases: list[Case], resolver=None) -> list[str]:
+    """URL names the resolver serves that no Case covers."""
+    covered = {case.url_name for case in cases}
+    return sorted(_url_names(resolver) - covered)
+
+
 def test_every_url_has_an_entry_in_the_walk():
-    covered = {case.url_name for case in CASES}
-    missing = sorted(_url_names() - covered)
+    missing = _missing_entries(CASES)
     assert not missing, f"URLs without a permission-walk entry: {missing}"
+
+
+def test_the_coverage_check_reports_a_url_without_an_entry():
+    import portal.urls
+
+    def _view(request):  # pragma: no cover - never called
+        raise AssertionError
+
+    extra = [
+        *portal.urls.urlpatterns,
+        path("throwaway/", _view, name="throwaway"),
+        path("more/", include(([path("x/", _view, name="thing")], "extra"))),
+    ]
+    resolver = URLResolver(RegexPattern(r"^/"), extra)
+    newly_missing = set(_missing_entries(CASES, resolver)) - set(_missing_entries(CASES))
+    assert newly_missing == {"extra:thing", "throwaway"}
 
 
 @pytest.mark.parametrize("persona", PERSONAS)
@@ -70,6 +93,12 @@ def test_each_persona_gets_the_expected_answer(case, persona, client, prime_sett
             assert response.status_code in (302, 401), response.status_code
             if response.status_code == 302:
                 assert response.headers["Location"].startswith(login)
+        return
+    if case.url_name in SIGNS_OUT and persona in case.allowed:
+        # Signing out is the one answer that rightly lands on the sign-in page.
+        assert response.status_code == 302
+        assert response.headers["Location"].startswith(login)
+        assert "_auth_user_id" not in client.session
         return
     if persona in case.allowed:
         assert response.status_code < 500, (response.status_code, response.content[:300])

@@ -1,0 +1,85 @@
+"""Sign-in gates: every page needs a session, and two-factor where it applies."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from urllib.parse import urlencode, urlsplit
+
+from django.contrib.auth.middleware import LoginRequiredMiddleware
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import redirect, resolve_url
+from django.urls import reverse
+from django.utils.deprecation import MiddlewareMixin
+from django_htmx.http import HttpResponseClientRedirect
+
+from portal.staff import selectors
+
+
+def two_factor_exempt(view: Callable) -> Callable:
+    """Mark a view a half-signed-in person may open (sign-out, the two-factor pages)."""
+    view.two_factor_exempt = True
+    return view
+
+
+def _htmx_page_path(request: HttpRequest) -> str:
+    """The page an htmx request came from (its own path when the header is missing)."""
+    current = request.headers.get("HX-Current-URL", "")
+    parts = urlsplit(current)
+    if current and parts.path:
+        return parts.path + (f"?{parts.query}" if parts.query else "")
+    return request.get_full_path()
+
+
+class PortalLoginRequiredMiddleware(LoginRequiredMiddleware):
+    """Django's LoginRequiredMiddleware; an htmx request is sent to sign in with a full page."""
+
+    def handle_no_permission(self, request: HttpRequest, view_func: Callable) -> HttpResponse:
+        if not getattr(request, "htmx", False):
+            return super().handle_no_permission(request, view_func)
+        login = resolve_url(self.get_login_url(view_func))
+        target = f"{login}?{urlencode({'next': _htmx_page_path(request)})}"
+        # 401, not a 302 that XHR would follow and swap the sign-in page into a widget.
+        response = HttpResponse(
+            "Your session has ended. Sign in again.", status=401, content_type="text/plain"
+        )
+        response.headers["HX-Redirect"] = target
+        return response
+
+
+class TwoFactorMiddleware(MiddlewareMixin):
+    """After the password, a person with an authenticator app (or when an Admin requires
+    one for everyone) sees nothing but the two-factor pages until the code is verified.
+
+    Runs after OTPMiddleware, which gives `request.user.is_verified()`.
+    """
+
+    def process_view(self, request, view_func, view_args, view_kwargs) -> HttpResponse | None:
+        user = request.user
+        if not user.is_authenticated or user.is_verified():
+            return None
+        step = self._pending_step(user)
+        # The frame hides navigation and the status strip while a step is pending.
+        request.two_factor_pending = step is not None
+        if step is None or getattr(view_func, "two_factor_exempt", False):
+            return None
+        if not getattr(view_func, "login_required", True):
+            return None
+        return self._send_to(request, reverse(step))
+
+    @staticmethod
+    def _pending_step(user) -> str | None:
+        if selectors.otp_has_confirmed_device(staff=user):
+            return "staff:two-factor"
+        if selectors.two_factor_required():
+            return "staff:two-factor-setup"
+        return None
+
+    @staticmethod
+    def _send_to(request: HttpRequest, url: str) -> HttpResponse:
+        if getattr(request, "htmx", False):
+            return HttpResponseClientRedirect(
+                f"{url}?{urlencode({'next': _htmx_page_path(request)})}"
+            )
+        if request.method == "GET":
+            return redirect(f"{url}?{urlencode({'next': request.get_full_path()})}")
+        return redirect(url)
