@@ -12,6 +12,12 @@ from django.shortcuts import render
 from django.template.loader import render_to_string
 
 
+def wants_fragment(request: HttpRequest) -> bool:
+    """An htmx request that wants a fragment (a history restore needs the whole page)."""
+    htmx = getattr(request, "htmx", None)
+    return bool(htmx) and not htmx.history_restore_request
+
+
 def render_htmx(
     request: HttpRequest,
     template: str,
@@ -21,7 +27,7 @@ def render_htmx(
     status: int = 200,
 ) -> HttpResponse:
     """Render the whole page, or only its named partial when htmx asked for it."""
-    name = f"{template}#{partial}" if getattr(request, "htmx", False) else template
+    name = f"{template}#{partial}" if wants_fragment(request) else template
     response = render(request, name, context or {}, status=status)
     response.headers["Vary"] = "HX-Request"
     return response

@@ -1,5 +1,20 @@
-from django.urls import path  # noqa: F401
+from django.urls import path
+
+from portal.keys import views
 
 app_name = "keys"
 
-urlpatterns: list = []
+urlpatterns = [
+    path("users/<str:prime_id>/", views.key_list, name="list"),
+    path("users/<str:prime_id>/issue/", views.key_issue, name="issue"),
+    path("users/<str:prime_id>/resync/", views.user_keys_resync, name="user-resync"),
+    path("<str:prime_key_id>/", views.key_row, name="row"),
+    path("<str:prime_key_id>/allowlist/", views.key_allowlist, name="allowlist"),
+    path(
+        "<str:prime_key_id>/allowlist/preview/",
+        views.key_allowlist_preview,
+        name="allowlist-preview",
+    ),
+    path("<str:prime_key_id>/revoke/", views.key_revoke, name="revoke"),
+    path("<str:prime_key_id>/resync/", views.key_resync, name="resync"),
+]

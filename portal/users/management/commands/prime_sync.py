@@ -1,0 +1,44 @@
+"""manage.py prime_sync: reconcile the Prime users and keys mirror with Kraken."""
+
+from __future__ import annotations
+
+from django.core.management.base import BaseCommand, CommandError
+
+from portal.progress import command_stream, progress
+from portal.users.services import SYNC_ACTOR, PrimeActionFailed, prime_sync
+
+
+class Command(BaseCommand):
+    help = (
+        "Read every Prime API user and key from Kraken, add what was created outside the "
+        "portal, mark what disappeared, update what changed, and audit each difference."
+    )
+
+    def add_arguments(self, parser) -> None:
+        parser.add_argument(
+            "--quiet-progress", action="store_true", help="do not draw the progress bar"
+        )
+
+    def handle(self, *args, **options) -> None:
+        with progress(
+            None,
+            label="prime_sync",
+            stream=command_stream(self),
+            unit="users",
+            enabled=not options["quiet_progress"],
+        ) as bar:
+
+            def report(done: int, total: int, name: str) -> None:
+                bar.set_total(total)
+                bar.advance(done - bar.done)
+
+            try:
+                result = prime_sync(actor=SYNC_ACTOR, progress=report)
+            except PrimeActionFailed as failure:
+                raise CommandError(failure.message) from None
+        self.stdout.write(
+            f"Checked {result.users_seen} user(s) and {result.keys_seen} key(s): "
+            f"{len(result.differences)} difference(s) recorded in the audit trail."
+        )
+        for line in result.differences:
+            self.stdout.write(f"  {line}")
