@@ -5,6 +5,9 @@ from __future__ import annotations
 from django.conf import settings
 from django.db import models
 
+from portal.audit.chain import event_hash, fields_of
+from portal.audit.fields import CanonicalJSONField
+
 
 class AuditAction(models.TextChoices):
     # Staff and sign-in
@@ -69,10 +72,15 @@ class Outcome(models.TextChoices):
 
 
 class AuditEvent(models.Model):
-    """One change or attempted change. Never updated or deleted once written."""
+    """One change or attempted change. Never updated or deleted once written.
+
+    `hash` is SHA-256 over the event's canonical content including `prev_hash`
+    (see `portal.audit.chain`); `seq` is gapless; `occurred_at` never decreases
+    along `seq`. On PostgreSQL, triggers refuse UPDATE, DELETE and TRUNCATE.
+    """
 
     seq = models.BigIntegerField(unique=True)
-    occurred_at = models.DateTimeField(db_index=True)
+    occurred_at = models.DateTimeField()
     actor = models.ForeignKey(
         settings.AUTH_USER_MODEL,
         null=True,
@@ -86,36 +94,45 @@ class AuditEvent(models.Model):
     target_type = models.CharField(max_length=32, choices=TargetType.choices)
     target_id = models.CharField(max_length=128, blank=True)
     outcome = models.CharField(max_length=16, choices=Outcome.choices)
-    before = models.JSONField(null=True, blank=True)
-    after = models.JSONField(null=True, blank=True)
+    before = CanonicalJSONField(null=True, blank=True)
+    after = CanonicalJSONField(null=True, blank=True)
     prime_endpoint = models.CharField(max_length=64, blank=True)
-    prime_response = models.JSONField(null=True, blank=True)
+    prime_response = CanonicalJSONField(null=True, blank=True)
     message = models.TextField(blank=True)
-    client_ip = models.GenericIPAddressField(null=True, blank=True)
+    # Text, not an inet column: the stored form is exactly the hashed form.
+    client_ip = models.CharField(max_length=45, blank=True, default="")
     user_agent = models.CharField(max_length=300, blank=True)
     request_id = models.CharField(max_length=64, blank=True)
     prev_hash = models.CharField(max_length=64)
-    hash = models.CharField(max_length=64, unique=True)
+    hash = models.CharField(max_length=64)
 
     class Meta:
         ordering = ["-seq"]
+        # Each filter of the audit page walks one of these newest-first (keyset on seq).
         indexes = [
             models.Index(fields=["target_type", "target_id", "-seq"], name="audit_target_idx"),
             models.Index(fields=["actor_label", "-seq"], name="audit_actor_idx"),
             models.Index(fields=["action", "-seq"], name="audit_action_idx"),
             models.Index(fields=["outcome", "-seq"], name="audit_outcome_idx"),
+            # A time range is turned into a seq range through this one.
+            models.Index(fields=["occurred_at", "seq"], name="audit_time_idx"),
         ]
 
     def __str__(self) -> str:
         return f"#{self.seq} {self.action} {self.target_type}:{self.target_id} ({self.outcome})"
 
+    def recomputed_hash(self) -> str:
+        """The hash this event's stored content gives now (equal to `hash` unless tampered)."""
+        return event_hash(fields_of(self))
+
 
 class AuditChainHead(models.Model):
-    """A single row holding the last sequence number and hash; locking it serialises writers."""
+    """The last seq, hash and time of the chain; locking this row serialises writers."""
 
     id = models.PositiveSmallIntegerField(primary_key=True, default=1)
     seq = models.BigIntegerField(default=0)
     hash = models.CharField(max_length=64)
+    occurred_at = models.DateTimeField(null=True, blank=True)
 
     def __str__(self) -> str:
         return f"head #{self.seq}"

@@ -1,0 +1,83 @@
+"""The audit page's filter form (also parses export_audit's options)."""
+
+from __future__ import annotations
+
+import re
+
+from django import forms
+
+from portal.audit.filters import AuditFilter
+from portal.audit.models import AuditAction, Outcome, TargetType
+
+# A search term needs 3 letters or digits in a row: shorter ones (or mostly punctuation)
+# give PostgreSQL's trigram index nothing to narrow with, and would scan the whole trail.
+MIN_SEARCH = 3
+_SEARCHABLE = re.compile(rf"[^\W_]{{{MIN_SEARCH}}}")
+_TIME_FORMATS = ["%Y-%m-%dT%H:%M", "%Y-%m-%dT%H:%M:%S", "%Y-%m-%d %H:%M", "%Y-%m-%d"]
+
+
+def _any(label: str, choices) -> list[tuple[str, str]]:
+    return [("", label), *choices]
+
+
+class AuditFilterForm(forms.Form):
+    q = forms.CharField(
+        label="Search",
+        required=False,
+        max_length=100,
+        strip=True,
+        help_text=f"Part of a target id or an actor name ({MIN_SEARCH}+ letters or digits).",
+    )
+    actor = forms.CharField(label="Actor", required=False, max_length=150, strip=True)
+    action = forms.ChoiceField(
+        label="Action", required=False, choices=_any("Any action", AuditAction.choices)
+    )
+    target_type = forms.ChoiceField(
+        label="Target", required=False, choices=_any("Any target", TargetType.choices)
+    )
+    target_id = forms.CharField(label="Target id", required=False, max_length=128, strip=True)
+    outcome = forms.ChoiceField(
+        label="Outcome", required=False, choices=_any("Any outcome", Outcome.choices)
+    )
+    since = forms.DateTimeField(
+        label="From (UTC)",
+        required=False,
+        input_formats=_TIME_FORMATS,
+        widget=forms.DateTimeInput(attrs={"type": "datetime-local"}, format="%Y-%m-%dT%H:%M"),
+    )
+    until = forms.DateTimeField(
+        label="Before (UTC)",
+        required=False,
+        input_formats=_TIME_FORMATS,
+        widget=forms.DateTimeInput(attrs={"type": "datetime-local"}, format="%Y-%m-%dT%H:%M"),
+    )
+    older = forms.IntegerField(required=False, min_value=0, widget=forms.HiddenInput)
+    newer = forms.IntegerField(required=False, min_value=0, widget=forms.HiddenInput)
+
+    def clean(self):
+        data = super().clean()
+        since, until = data.get("since"), data.get("until")
+        if since and until and since >= until:
+            self.add_error("until", "Must be later than From.")
+        return data
+
+    @property
+    def search_too_short(self) -> bool:
+        """A search term was typed but is too short to be applied yet."""
+        q = (self.cleaned_data.get("q") or "") if hasattr(self, "cleaned_data") else ""
+        return bool(q) and not _SEARCHABLE.search(q)
+
+    def filters(self) -> AuditFilter:
+        """The validated filters (call after is_valid())."""
+        data = self.cleaned_data
+        q = data.get("q") or ""
+        return AuditFilter(
+            actor=data.get("actor") or "",
+            action=data.get("action") or "",
+            target_type=data.get("target_type") or "",
+            target_id=data.get("target_id") or "",
+            outcome=data.get("outcome") or "",
+            since=data.get("since"),
+            until=data.get("until"),
+            q=q if _SEARCHABLE.search(q) else "",
+        )

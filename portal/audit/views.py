@@ -1,0 +1,114 @@
+"""The audit explorer: list with filters, one event's detail, and the export."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from django.http import Http404, HttpRequest, HttpResponse, StreamingHttpResponse
+from django.urls import reverse
+from django.utils import timezone
+from django.views.decorators.http import require_GET
+
+from portal.audit import selectors
+from portal.audit.diff import diff, summary
+from portal.audit.export import CONTENT_TYPES, FORMATS, export_lines
+from portal.audit.forms import AuditFilterForm
+from portal.audit.links import filter_query
+from portal.audit.models import AuditAction, AuditEvent, TargetType
+from portal.audit.services import audit_record
+from portal.audit.verify import read_head
+from portal.staff.access import require_perm
+from portal.staff.roles import VIEW_PORTAL
+from portal.web import render_htmx
+
+LIST = ("audit/list.html", "results")
+
+
+@require_GET
+@require_perm(VIEW_PORTAL)
+def event_list(request: HttpRequest) -> HttpResponse:
+    """Newest first, filtered as you type, one page at a time by keyset on seq."""
+    form = AuditFilterForm(request.GET)
+    # A callable: the template asks for it only when it draws the whole page.
+    context: dict[str, Any] = {"form": form, "actors": selectors.audit_actor_names}
+    if not form.is_valid():
+        context.update(page=None, filtered=True)
+        return render_htmx(request, *LIST, context, status=422)
+    filters = form.filters()
+    page = selectors.audit_event_page(
+        filters=filters,
+        older_than=form.cleaned_data.get("older"),
+        newer_than=form.cleaned_data.get("newer"),
+    )
+    base = reverse("audit:list")
+    context.update(
+        page=page,
+        filtered=not filters.is_empty(),
+        newest_url=f"{base}{filter_query(filters)}" if page.has_newer else "",
+        newer_url=f"{base}{filter_query(filters, newer=page.newer_cursor)}"
+        if page.has_newer
+        else "",
+        older_url=f"{base}{filter_query(filters, older=page.older_cursor)}"
+        if page.has_older
+        else "",
+        export_csv=f"{reverse('audit:export')}{filter_query(filters, format='csv')}",
+        export_jsonl=f"{reverse('audit:export')}{filter_query(filters, format='jsonl')}",
+    )
+    return render_htmx(request, *LIST, context)
+
+
+@require_GET
+@require_perm(VIEW_PORTAL)
+def event_detail(request: HttpRequest, seq: int) -> HttpResponse:
+    """One event: who, what, from where, before/after as a diff, Kraken's answer, hashes."""
+    try:
+        event = selectors.audit_event_get(seq=seq)
+    except AuditEvent.DoesNotExist as exc:
+        raise Http404("No audit event with this number.") from exc
+    changes = diff(event.before, event.after) if (event.before or event.after) else []
+    context = {
+        "event": event,
+        "changes": changes,
+        "counts": summary(changes),
+        "response_text": _pretty(event.prime_response),
+        "hash_ok": event.recomputed_hash() == event.hash,
+        "has_next": selectors.audit_event_exists(seq=event.seq + 1),
+    }
+    return render_htmx(request, "audit/detail.html", "event", context)
+
+
+@require_GET
+@require_perm(VIEW_PORTAL)
+def event_export(request: HttpRequest) -> HttpResponse:
+    """The current filter as CSV or JSON Lines, streamed, with a proof trailer."""
+    form = AuditFilterForm(request.GET)
+    fmt = request.GET.get("format", "csv")
+    if fmt not in FORMATS or not form.is_valid():
+        return HttpResponse(
+            "Cannot export: check the filters (and format=csv or format=jsonl).",
+            status=422,
+            content_type="text/plain; charset=utf-8",
+        )
+    filters = form.filters()
+    head = read_head()
+    audit_record(
+        actor=request.user,
+        action=AuditAction.AUDIT_EXPORTED,
+        target_type=TargetType.AUDIT,
+        after={"format": fmt, "filter": filters.as_params(), "head_seq": head[0] if head else 0},
+    )
+    stamp = timezone.now().strftime("%Y%m%dT%H%M%SZ")
+    response = StreamingHttpResponse(
+        export_lines(filters=filters, fmt=fmt, exported_by=request.user.get_username()),
+        content_type=CONTENT_TYPES[fmt],
+    )
+    response.headers["Content-Disposition"] = f'attachment; filename="audit-{stamp}.{fmt}"'
+    response.headers["Cache-Control"] = "no-store"
+    return response
+
+
+def _pretty(value: Any) -> str:
+    if value is None:
+        return ""
+    return json.dumps(value, indent=2, sort_keys=True, ensure_ascii=False)
