@@ -12,12 +12,6 @@ from portal.audit.models import AuditAction, Outcome, TargetType
 from portal.audit.services import audit_record
 
 
-@pytest.fixture(autouse=True)
-def _fast_passwords(settings):
-    """Personas are created per test here; a cheap hasher keeps these tests quick."""
-    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
-
-
 def record(n: int = 1, **overrides):
     """Record n events (by a system actor unless told otherwise); returns the last one."""
     event = None
