@@ -1,5 +1,20 @@
-from django.urls import path  # noqa: F401
+from django.urls import path
+
+from portal.settlement import views
 
 app_name = "settlement"
 
-urlpatterns: list = []
+urlpatterns = [
+    path("", views.batch_list, name="batch-list"),
+    path("new/", views.batch_create, name="batch-create"),
+    path("requests/<int:request_id>/approve/", views.leg_approve, name="leg-approve"),
+    path("requests/<int:request_id>/reject/", views.leg_reject, name="leg-reject"),
+    path("<str:prime_batch_id>/", views.batch_detail, name="batch-detail"),
+    path("<str:prime_batch_id>/live/", views.batch_live, name="batch-live"),
+    path("<str:prime_batch_id>/refresh/", views.batch_refresh, name="batch-refresh"),
+    path(
+        "<str:prime_batch_id>/legs/<str:asset>/request/",
+        views.leg_request,
+        name="leg-request",
+    ),
+]

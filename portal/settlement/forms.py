@@ -1,0 +1,60 @@
+"""Settlement forms: what a person may type, checked before any service runs."""
+
+from __future__ import annotations
+
+from datetime import datetime, time, timedelta
+
+from django import forms
+from django.utils import timezone
+
+from portal.settlement.models import AssetKind, BatchStatus
+
+
+class BatchCreateForm(forms.Form):
+    asset_kind = forms.ChoiceField(
+        choices=AssetKind.choices, initial=AssetKind.CURRENCY, label="Asset kind"
+    )
+
+
+class BatchFilterForm(forms.Form):
+    status = forms.ChoiceField(
+        choices=[("", "Any status"), *BatchStatus.choices], required=False, label="Status"
+    )
+    created_from = forms.DateField(
+        required=False, label="Created from", widget=forms.DateInput(attrs={"type": "date"})
+    )
+    created_until = forms.DateField(
+        required=False,
+        label="Created up to and including",
+        widget=forms.DateInput(attrs={"type": "date"}),
+    )
+
+    def clean(self):
+        cleaned = super().clean()
+        start, end = cleaned.get("created_from"), cleaned.get("created_until")
+        if start and end and start > end:
+            raise forms.ValidationError("The start date is after the end date.")
+        return cleaned
+
+    def filters(self) -> dict:
+        """Keyword arguments for `selectors.batch_list` (aware datetimes, end exclusive)."""
+        if not self.is_valid():
+            return {}
+        start, end = self.cleaned_data.get("created_from"), self.cleaned_data.get("created_until")
+        zone = timezone.get_current_timezone()
+        return {
+            "status": self.cleaned_data.get("status") or None,
+            "created_from": datetime.combine(start, time.min, zone) if start else None,
+            "created_until": (
+                datetime.combine(end, time.min, zone) + timedelta(days=1) if end else None
+            ),
+        }
+
+
+class RejectForm(forms.Form):
+    reason = forms.CharField(
+        max_length=500,
+        strip=True,
+        label="Reason",
+        error_messages={"required": "Give a reason for the rejection."},
+    )

@@ -1,0 +1,251 @@
+"""The one process that talks to Kraken about settlement status (`manage.py prime_poll`).
+
+Each cycle: expire stale requests, send intents approved but left unsent,
+refresh active batches (those with in-flight intents first) within a token-bucket
+request budget, and discover batches made outside the portal now and then (the
+newest page of ListPrimeSettlementBatches; a batch found there is fetched once more
+with GetPrimeSettlementBatch for its trade ids). A
+rate limit, a 5xx or a transport failure ends the cycle and backs off (capped
+exponential, honouring Kraken's retry-after). Browsers never call Kraken: they
+poll the database this process keeps fresh.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import timedelta
+
+from django.db import close_old_connections
+
+from portal import prime
+from portal.settlement import selectors, services
+from portal.settlement.models import Batch
+from primeapi import errors as prime_errors
+
+logger = logging.getLogger("portal.settlement.poller")
+
+ACTOR = "prime_poll"
+DISCOVER_LIMIT = 20
+
+
+class TokenBucket:
+    """`rate_per_minute` tokens a minute, holding at most `capacity` (a burst)."""
+
+    def __init__(
+        self,
+        rate_per_minute: float,
+        *,
+        capacity: float | None = None,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        if rate_per_minute <= 0:
+            raise ValueError("the budget must be a positive number of requests a minute")
+        self.rate = rate_per_minute / 60.0
+        self.capacity = capacity if capacity is not None else max(1.0, rate_per_minute / 6)
+        self._clock = clock
+        self._tokens = self.capacity
+        self._last = clock()
+
+    def _refill(self) -> None:
+        now = self._clock()
+        self._tokens = min(self.capacity, self._tokens + (now - self._last) * self.rate)
+        self._last = now
+
+    def take(self) -> bool:
+        """Spend one request if the budget allows it now."""
+        self._refill()
+        if self._tokens >= 1:
+            self._tokens -= 1
+            return True
+        return False
+
+    @property
+    def available(self) -> float:
+        self._refill()
+        return self._tokens
+
+
+class Backoff:
+    """Capped exponential backoff with jitter; reset after a clean cycle."""
+
+    def __init__(self, *, base: float = 2.0, cap: float = 120.0, rng: random.Random | None = None):
+        self.base = base
+        self.cap = cap
+        self.failures = 0
+        self._rng = rng or random.Random()
+
+    def next_delay(self, *, at_least: float = 0.0) -> float:
+        self.failures += 1
+        ceiling = min(self.cap, self.base * 2 ** (self.failures - 1))
+        return max(at_least, ceiling / 2 + self._rng.uniform(0, ceiling / 2))
+
+    def reset(self) -> None:
+        self.failures = 0
+
+
+@dataclass
+class CycleReport:
+    """What one cycle did (logged as one line)."""
+
+    number: int
+    calls: int = 0
+    refreshed: int = 0
+    skipped_for_budget: int = 0
+    changes: int = 0
+    expired: int = 0
+    sent_left_behind: int = 0
+    reconciled: int = 0
+    settled: int = 0
+    voided: int = 0
+    discovered: int = 0
+    errors: list[str] = field(default_factory=list)
+    backoff: float = 0.0
+
+    def line(self, budget_left: float, next_in: float) -> str:
+        text = (
+            f"prime_poll cycle={self.number} calls={self.calls} refreshed={self.refreshed} "
+            f"skipped_for_budget={self.skipped_for_budget} changes={self.changes} "
+            f"expired={self.expired} reconciled={self.reconciled} settled={self.settled} "
+            f"voided={self.voided} discovered={self.discovered} "
+            f"sent_left_behind={self.sent_left_behind} budget_left={budget_left:.1f} "
+            f"next_in={next_in:.1f}s"
+        )
+        if self.errors:
+            text += " errors=" + "; ".join(self.errors)
+        return text
+
+
+class _Backoff(Exception):
+    def __init__(self, reason: str, retry_after: float = 0.0) -> None:
+        super().__init__(reason)
+        self.reason = reason
+        self.retry_after = retry_after
+
+
+class Poller:
+    """Refresh settlement status from Kraken within a request budget."""
+
+    def __init__(
+        self,
+        *,
+        interval: float,
+        budget_per_minute: float,
+        discover_every: float = 60.0,
+        left_behind_after: float = 60.0,
+        clock: Callable[[], float] = time.monotonic,
+        client_factory: Callable[[], object] | None = None,
+    ) -> None:
+        if interval <= 0:
+            raise ValueError("the interval must be positive")
+        self.interval = interval
+        self.bucket = TokenBucket(budget_per_minute, clock=clock)
+        self.backoff = Backoff(base=max(1.0, interval / 2))
+        self.discover_every = discover_every
+        self.left_behind_after = timedelta(seconds=left_behind_after)
+        self._clock = clock
+        self._client_factory = client_factory or prime.get_prime_client
+        self._last_discovery: float | None = None
+        self._cycles = 0
+
+    def run_cycle(self) -> CycleReport:
+        """One pass; returns what it did. Raises nothing for Kraken trouble (see `backoff`)."""
+        self._cycles += 1
+        report = CycleReport(number=self._cycles)
+        report.expired = services.requests_expire_stale(actor=ACTOR)
+        report.sent_left_behind = services.intents_send_left_behind(
+            actor=ACTOR, older_than=self.left_behind_after
+        )
+        try:
+            client = self._client_factory()
+            self._refresh_active(client, report)
+            self._discover(client, report)
+        except _Backoff as stop:
+            report.errors.append(stop.reason)
+            report.backoff = self.backoff.next_delay(at_least=stop.retry_after)
+        except Exception as exc:  # a bug or a broken connection setup: log, back off, go on
+            logger.exception("prime_poll cycle failed")
+            report.errors.append(f"{type(exc).__name__}: {exc}"[:200])
+            report.backoff = self.backoff.next_delay()
+        else:
+            self.backoff.reset()
+        return report
+
+    def _call(self, report: CycleReport, call: Callable[[], object]) -> object | None:
+        report.calls += 1
+        try:
+            return call()
+        except prime_errors.RateLimitedError as exc:
+            raise _Backoff("rate limited by Kraken", exc.retry_after or 0.0) from exc
+        except (prime_errors.ServiceUnavailableError, prime_errors.TransportError) as exc:
+            raise _Backoff(f"Kraken unavailable ({type(exc).__name__})") from exc
+        except (
+            prime_errors.InvalidKeyError,
+            prime_errors.InvalidSignatureError,
+            prime_errors.PermissionDeniedError,
+            prime_errors.TemporaryLockoutError,
+        ) as exc:
+            raise _Backoff(f"Kraken refused the portal's key ({type(exc).__name__})") from exc
+        except prime_errors.PrimeError as exc:
+            if exc.http_status is not None and exc.http_status >= 500:
+                raise _Backoff(f"Kraken answered HTTP {exc.http_status}") from exc
+            report.errors.append(f"{type(exc).__name__}: {exc}"[:200])
+            return None
+
+    def _refresh_active(self, client, report: CycleReport) -> None:
+        for batch in selectors.active_batches_to_poll():
+            if not self.bucket.take():
+                report.skipped_for_budget += 1
+                continue
+            remote = self._call(
+                report, lambda b=batch: client.get_settlement_batch(b.prime_batch_id)
+            )
+            if remote is None:
+                continue
+            summary = services.batch_apply(remote=remote, actor=ACTOR)
+            report.refreshed += 1
+            report.changes += summary.changes
+            report.reconciled += summary.reconciled
+            report.settled += summary.settled
+            report.voided += summary.voided
+
+    def _discover(self, client, report: CycleReport) -> None:
+        now = self._clock()
+        if self._last_discovery is not None and now - self._last_discovery < self.discover_every:
+            return
+        if not self.bucket.take():
+            report.skipped_for_budget += 1
+            return
+        self._last_discovery = now
+        page = self._call(
+            report,
+            # Every status: recent history shows on the batches page too. A batch found
+            # here lacks its trade ids (list answers omit them); one Get fills them in.
+            lambda: client.list_settlement_batches(limit=DISCOVER_LIMIT),
+        )
+        if page is None:
+            return
+        known = set(
+            Batch.objects.filter(prime_batch_id__in=[b.id for b in page.batches]).values_list(
+                "prime_batch_id", flat=True
+            )
+        )
+        for remote in page.batches:
+            if remote.id not in known:
+                services.batch_apply(remote=remote, actor=ACTOR)
+                report.discovered += 1
+
+    def run_forever(self, stop: threading.Event) -> int:
+        """Cycle until `stop` is set; returns the number of cycles run."""
+        while not stop.is_set():
+            close_old_connections()
+            report = self.run_cycle()
+            delay = report.backoff or self.interval
+            logger.info(report.line(self.bucket.available, delay))
+            stop.wait(delay)
+        close_old_connections()
+        return self._cycles

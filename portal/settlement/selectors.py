@@ -1,0 +1,284 @@
+"""Settlement reads: a fixed, small number of queries per page whatever the row count."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from decimal import Decimal
+
+from django.conf import settings
+from django.db.models import Count, Q, QuerySet
+from django.utils import timezone
+
+from portal.audit.models import AuditEvent, TargetType
+from portal.settlement.models import (
+    OPEN_STATES,
+    Batch,
+    Direction,
+    IntentState,
+    Leg,
+    LegStatus,
+    SettlementRequest,
+)
+
+# A batch page shows at most this many timeline entries (newest kept).
+TIMELINE_LIMIT = 300
+# The stale banner shows when the poller has not refreshed a batch for this many intervals.
+STALE_AFTER_INTERVALS = 3
+
+
+def batch_list(
+    *,
+    status: str | None = None,
+    created_from: datetime | None = None,
+    created_until: datetime | None = None,
+) -> QuerySet[Batch]:
+    """Mirrored batches, newest first, with their leg counts (one query per page)."""
+    batches = Batch.objects.annotate(
+        legs_total=Count("legs"),
+        legs_settled=Count("legs", filter=Q(legs__status=LegStatus.SETTLED)),
+    ).order_by("-created_at", "-id")
+    if status:
+        batches = batches.filter(status=status)
+    if created_from is not None:
+        batches = batches.filter(created_at__gte=created_from)
+    if created_until is not None:
+        batches = batches.filter(created_at__lt=created_until)
+    return batches
+
+
+@dataclass(frozen=True)
+class LegRow:
+    """One leg and the intent that speaks for it (the open one, else the latest)."""
+
+    leg: Leg
+    intent: SettlementRequest | None
+
+    @property
+    def requestable(self) -> bool:
+        """True when a new request could be made (the service checks again)."""
+        return (
+            (self.intent is None or not self.intent.is_open)
+            and self.leg.status == LegStatus.UNSETTLED
+            and self.leg.can_settle
+            and not self.leg.batch.is_final
+        )
+
+    @property
+    def awaiting_approval(self) -> bool:
+        """True while the intent waits for an Approver."""
+        return self.intent is not None and self.intent.state == IntentState.REQUESTED
+
+    @property
+    def needs_check(self) -> bool:
+        """True when the outcome of a send is unknown and Kraken must be asked."""
+        return self.intent is not None and self.intent.state in (
+            IntentState.OUTCOME_UNKNOWN,
+            IntentState.SUBMITTING,
+        )
+
+
+@dataclass(frozen=True)
+class Freshness:
+    """How old the mirror of a batch is."""
+
+    refreshed_at: datetime | None
+    age_seconds: int | None
+    stale: bool
+
+
+@dataclass(frozen=True)
+class LiveBatch:
+    """What the polled part of the batch page shows."""
+
+    batch: Batch
+    rows: list[LegRow]
+    freshness: Freshness
+
+    @property
+    def legs_total(self) -> int:
+        return len(self.rows)
+
+    @property
+    def legs_settled(self) -> int:
+        return sum(1 for row in self.rows if row.leg.status == LegStatus.SETTLED)
+
+
+@dataclass(frozen=True)
+class ChartBar:
+    asset: str
+    direction: str
+    amount: str
+    y: float
+    x: float
+    width: float
+    label_x: float
+    anchor: str
+    text_y: float
+
+
+@dataclass(frozen=True)
+class NetChart:
+    """Geometry of the net-position SVG: outgoing bars left of zero, incoming right."""
+
+    width: int
+    height: int
+    zero_x: float
+    bars: list[ChartBar]
+    row_height: int
+    bar_height: int
+    top: int
+    asset_x: int
+    axis_bottom: float
+    out_label_x: float
+    in_label_x: float
+
+
+@dataclass(frozen=True)
+class BatchPage:
+    live: LiveBatch
+    chart: NetChart
+    timeline: list[AuditEvent]
+
+
+def batch_by_id(*, prime_batch_id: str) -> Batch | None:
+    """One mirrored batch, or None."""
+    return Batch.objects.filter(prime_batch_id=prime_batch_id).first()
+
+
+def freshness_of(batch: Batch, *, now: datetime | None = None) -> Freshness:
+    """Age of the batch's mirror and whether the poller has fallen behind."""
+    now = now or timezone.now()
+    if batch.last_refreshed_at is None:
+        return Freshness(None, None, not batch.is_final)
+    age = max(0, int((now - batch.last_refreshed_at).total_seconds()))
+    limit = STALE_AFTER_INTERVALS * max(1, settings.PRIME_POLL_INTERVAL_SECONDS)
+    return Freshness(batch.last_refreshed_at, age, (not batch.is_final) and age > limit)
+
+
+def live_batch(*, prime_batch_id: str) -> LiveBatch:
+    """The batch, its legs and their intents: three queries."""
+    batch = Batch.objects.get(prime_batch_id=prime_batch_id)
+    legs = list(Leg.objects.filter(batch=batch).order_by("asset"))
+    intents = (
+        SettlementRequest.objects.filter(batch=batch)
+        .select_related("requested_by", "approved_by", "rejected_by")
+        .order_by("-requested_at", "-id")
+    )
+    chosen: dict[str, SettlementRequest] = {}
+    for intent in intents:
+        current = chosen.get(intent.asset)
+        if current is None or (intent.is_open and not current.is_open):
+            chosen[intent.asset] = intent
+    rows = []
+    for leg in legs:
+        leg.batch = batch
+        intent = chosen.get(leg.asset)
+        if intent is not None:
+            intent.batch = batch
+            intent.leg = leg
+        rows.append(LegRow(leg=leg, intent=intent))
+    return LiveBatch(batch=batch, rows=rows, freshness=freshness_of(batch))
+
+
+def batch_timeline(*, prime_batch_id: str) -> list[AuditEvent]:
+    """Everything that happened to a batch and its legs, oldest first (one query)."""
+    events = AuditEvent.objects.filter(
+        Q(target_type=TargetType.BATCH, target_id=prime_batch_id)
+        | Q(target_type=TargetType.LEG, target_id__startswith=f"{prime_batch_id}:")
+    ).order_by("-seq")[:TIMELINE_LIMIT]
+    timeline = list(reversed(events))
+    prefix = f"{prime_batch_id}:"
+    for event in timeline:
+        is_leg = event.target_type == TargetType.LEG and event.target_id.startswith(prefix)
+        event.leg_asset = event.target_id[len(prefix) :] if is_leg else ""
+    return timeline
+
+
+def net_position_chart(rows: list[LegRow]) -> NetChart:
+    """Bars either side of zero; lengths on a log scale because each asset has its own unit."""
+    width, label_w, pad = 720, 90, 12
+    row_h, bar_h, top = 30, 18, 26
+    zero_x = label_w + (width - label_w) / 2
+    half = (width - label_w) / 2 - pad
+    max_bar = half - 110  # room for the amount text at the end of the longest bar
+    magnitudes = [math.log10(1 + float(abs(row.leg.amount))) for row in rows]
+    biggest = max(magnitudes, default=0) or 1
+    bars = []
+    for index, (row, magnitude) in enumerate(zip(rows, magnitudes, strict=True)):
+        length = max(2.0, max_bar * magnitude / biggest)
+        y = top + index * row_h + (row_h - bar_h) / 2
+        if row.leg.direction == Direction.OUTGOING:
+            x, label_x, anchor = zero_x - length, zero_x - length - 6, "end"
+        else:
+            x, label_x, anchor = zero_x, zero_x + length + 6, "start"
+        bars.append(
+            ChartBar(
+                asset=row.leg.asset,
+                direction=row.leg.direction,
+                amount=_amount(row.leg.amount),
+                y=round(y, 1),
+                x=round(x, 1),
+                width=round(length, 1),
+                label_x=round(label_x, 1),
+                anchor=anchor,
+                text_y=round(y + bar_h / 2 + 5, 1),
+            )
+        )
+    height = top + max(1, len(rows)) * row_h + 10
+    return NetChart(
+        width=width,
+        height=height,
+        zero_x=round(zero_x, 1),
+        bars=bars,
+        row_height=row_h,
+        bar_height=bar_h,
+        top=top,
+        asset_x=label_w - 10,
+        axis_bottom=height - 6,
+        out_label_x=round(zero_x - 8, 1),
+        in_label_x=round(zero_x + 8, 1),
+    )
+
+
+def batch_page(*, prime_batch_id: str) -> BatchPage:
+    """Everything the batch page shows: four queries."""
+    live = live_batch(prime_batch_id=prime_batch_id)
+    return BatchPage(
+        live=live,
+        chart=net_position_chart(live.rows),
+        timeline=batch_timeline(prime_batch_id=prime_batch_id),
+    )
+
+
+def request_for_action(*, request_id: int) -> SettlementRequest:
+    """One intent with its batch (for a view to find the page it belongs to)."""
+    return SettlementRequest.objects.select_related("batch").get(pk=request_id)
+
+
+def leg_for_request(*, prime_batch_id: str, asset: str) -> Leg:
+    """One leg with its batch."""
+    return Leg.objects.select_related("batch").get(
+        batch__prime_batch_id=prime_batch_id, asset=asset
+    )
+
+
+def active_batches_to_poll() -> list[Batch]:
+    """Batches the poller should refresh, most urgent first (in-flight intents first)."""
+    busy = set(
+        SettlementRequest.objects.filter(state__in=OPEN_STATES).values_list("batch_id", flat=True)
+    )
+    # Final batches found by the list (which omits trade ids) get one Get as well.
+    incomplete = Q(is_final=True, trade_count__gt=0, trade_ids=[])
+    batches = list(Batch.objects.filter(Q(is_final=False) | incomplete))
+    far_past = timezone.now() - timedelta(days=3650)
+    batches.sort(key=lambda b: (b.pk not in busy, b.last_refreshed_at or far_past, b.created_at))
+    return batches
+
+
+def _amount(value: Decimal) -> str:
+    text = format(value, "f")
+    if "." in text:
+        text = text.rstrip("0").rstrip(".")
+    return text or "0"

@@ -1,0 +1,251 @@
+"""Settlement pages: thin views over selectors (reads) and services (writes).
+
+No view calls Kraken except through a service a person triggered (create, request's
+approval, "check with Kraken"); the polled leg fragment reads only the database.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from functools import wraps
+
+from django.contrib import messages
+from django.core.exceptions import PermissionDenied
+from django.core.paginator import Paginator
+from django.http import Http404, HttpRequest, HttpResponse
+from django.shortcuts import redirect
+from django.urls import reverse
+from django.views.decorators.http import require_GET, require_http_methods, require_POST
+from django_htmx.http import HttpResponseClientRedirect
+
+from portal.settlement import selectors, services
+from portal.settlement.forms import BatchCreateForm, BatchFilterForm, RejectForm
+from portal.settlement.models import Batch, Leg, SettlementRequest
+from portal.staff.access import require_perm
+from portal.staff.roles import APPROVE_SETTLEMENT, REQUEST_SETTLEMENT, VIEW_PORTAL
+from portal.web import render_htmx
+
+DETAIL = "settlement/batch_detail.html"
+PAGE_SIZE = 50
+# htmx stops polling when a poll answers with this status.
+STOP_POLLING = 286
+
+
+def require_any_perm(*perms: str) -> Callable:
+    """Refuse with 403 (audited for writes) unless the person holds one of `perms`."""
+
+    def decorator(view: Callable[..., HttpResponse]) -> Callable[..., HttpResponse]:
+        @wraps(view)
+        def wrapped(request: HttpRequest, *args, **kwargs) -> HttpResponse:
+            if not any(request.user.has_perm(perm) for perm in perms):
+                if request.method not in ("GET", "HEAD", "OPTIONS"):
+                    from portal.audit.services import audit_refusal
+
+                    audit_refusal(
+                        actor=request.user, permission=" or ".join(perms), path=request.path
+                    )
+                raise PermissionDenied(
+                    "You need the Operator or Approver role for this. Ask an Admin if you need it."
+                )
+            return view(request, *args, **kwargs)
+
+        wrapped.required_permission = perms
+        return wrapped
+
+    return decorator
+
+
+@require_GET
+@require_perm(VIEW_PORTAL)
+def batch_list(request: HttpRequest) -> HttpResponse:
+    """Mirrored batches, newest first, filtered by status and creation date."""
+    form = BatchFilterForm(request.GET or None)
+    batches = selectors.batch_list(**(form.filters() if form.is_bound else {}))
+    page = Paginator(batches, PAGE_SIZE).get_page(request.GET.get("page"))
+    query = request.GET.copy()
+    query.pop("page", None)
+    context = {
+        "filter_form": form,
+        "page": page,
+        "query": query.urlencode(),
+        "create_form": BatchCreateForm(),
+    }
+    return render_htmx(request, "settlement/batch_list.html", "batch-table", context)
+
+
+@require_http_methods(["GET", "POST"])
+@require_perm(REQUEST_SETTLEMENT)
+def batch_create(request: HttpRequest) -> HttpResponse:
+    """Ask Kraken for a new batch of one asset kind."""
+    template = "settlement/batch_create.html"
+    if request.method == "GET":
+        return render_htmx(request, template, "create-form", {"create_form": BatchCreateForm()})
+    form = BatchCreateForm(request.POST)
+    if not form.is_valid():
+        return render_htmx(request, template, "create-form", {"create_form": form}, status=422)
+    try:
+        batch = services.batch_create(
+            asset_kind=form.cleaned_data["asset_kind"], actor=request.user
+        )
+    except services.ActiveBatchExistsError as exc:
+        context = {"create_form": form, "error": str(exc), "existing_batch": exc.batch}
+        return render_htmx(request, template, "create-form", context, status=409)
+    except services.SettlementError as exc:
+        context = {"create_form": form, "error": str(exc)}
+        return render_htmx(request, template, "create-form", context, status=409)
+    messages.success(
+        request, f"Batch {batch.prime_batch_id} created with {batch.trade_count} trades."
+    )
+    url = reverse("settlement:batch-detail", args=[batch.prime_batch_id])
+    if request.htmx:
+        return HttpResponseClientRedirect(url)
+    return redirect(url)
+
+
+def _page_or_404(prime_batch_id: str) -> selectors.BatchPage:
+    try:
+        return selectors.batch_page(prime_batch_id=prime_batch_id)
+    except Batch.DoesNotExist:
+        raise Http404 from None
+
+
+def _live_or_404(prime_batch_id: str) -> selectors.LiveBatch:
+    try:
+        return selectors.live_batch(prime_batch_id=prime_batch_id)
+    except Batch.DoesNotExist:
+        raise Http404 from None
+
+
+@require_GET
+@require_perm(VIEW_PORTAL)
+def batch_detail(request: HttpRequest, prime_batch_id: str) -> HttpResponse:
+    """One batch: trades, legs with their requests, the net chart and the timeline."""
+    batch = selectors.batch_by_id(prime_batch_id=prime_batch_id)
+    if batch is None:
+        raise Http404
+    services.requests_expire_stale(batch=batch)  # expiry on read, as well as in the poller
+    page = _page_or_404(prime_batch_id)
+    context = {"live": page.live, "chart": page.chart, "timeline": page.timeline}
+    return render_htmx(request, DETAIL, "live", context)
+
+
+@require_GET
+@require_perm(VIEW_PORTAL)
+def batch_live(request: HttpRequest, prime_batch_id: str) -> HttpResponse:
+    """The polled fragment: batch state and leg rows, from the portal's database only."""
+    live = _live_or_404(prime_batch_id)
+    if not request.htmx:
+        return redirect("settlement:batch-detail", prime_batch_id=prime_batch_id)
+    status = STOP_POLLING if live.batch.is_final else 200
+    return render_htmx(request, DETAIL, "live", {"live": live}, status=status)
+
+
+def _after_action(
+    request: HttpRequest,
+    prime_batch_id: str,
+    *,
+    error: str = "",
+    error_asset: str = "",
+    status: int = 200,
+) -> HttpResponse:
+    """Re-render the live fragment the action came from (or go back to the page)."""
+    if not request.htmx:
+        return redirect("settlement:batch-detail", prime_batch_id=prime_batch_id)
+    live = _live_or_404(prime_batch_id)
+    context = {"live": live, "action_error": error, "error_asset": error_asset}
+    return render_htmx(request, DETAIL, "live", context, status=status)
+
+
+@require_POST
+@require_any_perm(REQUEST_SETTLEMENT, APPROVE_SETTLEMENT)
+def batch_refresh(request: HttpRequest, prime_batch_id: str) -> HttpResponse:
+    """Check with Kraken now (GetPrimeSettlementBatch); reconciles unknown outcomes."""
+    if selectors.batch_by_id(prime_batch_id=prime_batch_id) is None:
+        raise Http404
+    try:
+        summary = services.batch_refresh(prime_batch_id=prime_batch_id, actor=request.user)
+    except services.SettlementError as exc:
+        messages.error(request, str(exc))
+        return _after_action(request, prime_batch_id, error=str(exc), status=409)
+    messages.info(
+        request,
+        f"Checked with Kraken: {summary.changes} change(s), {summary.reconciled} "
+        "unknown outcome(s) resolved.",
+    )
+    return _after_action(request, prime_batch_id)
+
+
+def _get_leg(prime_batch_id: str, asset: str) -> Leg:
+    try:
+        return selectors.leg_for_request(prime_batch_id=prime_batch_id, asset=asset)
+    except Leg.DoesNotExist:
+        raise Http404 from None
+
+
+def _get_request(request_id: int) -> SettlementRequest:
+    try:
+        return selectors.request_for_action(request_id=request_id)
+    except SettlementRequest.DoesNotExist:
+        raise Http404 from None
+
+
+@require_POST
+@require_perm(REQUEST_SETTLEMENT)
+def leg_request(request: HttpRequest, prime_batch_id: str, asset: str) -> HttpResponse:
+    """An Operator asks for a leg to be settled (an Approver must then approve)."""
+    leg = _get_leg(prime_batch_id, asset)
+    try:
+        intent = services.leg_request(leg=leg, actor=request.user)
+    except services.SettlementError as exc:
+        messages.error(request, str(exc))
+        return _after_action(request, prime_batch_id, error=str(exc), error_asset=asset, status=409)
+    messages.success(
+        request,
+        f"Settlement of {intent.direction} {services.amount_text(intent.amount)} {asset} "
+        "requested. Another person with the Approver role must approve it.",
+    )
+    return _after_action(request, prime_batch_id)
+
+
+@require_POST
+@require_perm(APPROVE_SETTLEMENT)
+def leg_approve(request: HttpRequest, request_id: int) -> HttpResponse:
+    """An Approver (not the requester) approves; the leg is sent to Kraken once."""
+    intent = _get_request(request_id)
+    batch_id = intent.batch.prime_batch_id
+    try:
+        result = services.leg_approve(request_id=request_id, actor=request.user)
+    except services.NotAllowedError as exc:
+        raise PermissionDenied(str(exc)) from exc
+    except services.SettlementError as exc:
+        messages.error(request, str(exc))
+        return _after_action(
+            request, batch_id, error=str(exc), error_asset=intent.asset, status=409
+        )
+    getattr(messages, result.level)(request, result.message)
+    return _after_action(request, batch_id)
+
+
+@require_POST
+@require_perm(APPROVE_SETTLEMENT)
+def leg_reject(request: HttpRequest, request_id: int) -> HttpResponse:
+    """An Approver (not the requester) rejects a request, with a reason."""
+    intent = _get_request(request_id)
+    batch_id = intent.batch.prime_batch_id
+    form = RejectForm(request.POST)
+    if not form.is_valid():
+        error = " ".join(form.errors.get("reason", ["Give a reason for the rejection."]))
+        return _after_action(request, batch_id, error=error, error_asset=intent.asset, status=422)
+    try:
+        services.leg_reject(
+            request_id=request_id, actor=request.user, reason=form.cleaned_data["reason"]
+        )
+    except services.NotAllowedError as exc:
+        raise PermissionDenied(str(exc)) from exc
+    except services.SettlementError as exc:
+        messages.error(request, str(exc))
+        return _after_action(
+            request, batch_id, error=str(exc), error_asset=intent.asset, status=409
+        )
+    messages.success(request, f"Request to settle {intent.asset} rejected.")
+    return _after_action(request, batch_id)

@@ -1,0 +1,268 @@
+"""`manage.py prime_poll`: budget, backoff, status changes, expiry, reconciliation, signals."""
+
+from __future__ import annotations
+
+import io
+import signal
+import subprocess
+import sys
+import time
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+from django.core.management import call_command
+from django.utils import timezone
+
+from portal.audit.models import AuditAction, AuditEvent
+from portal.settlement import services
+from portal.settlement.models import Batch, IntentState, Leg
+from portal.settlement.poller import Backoff, Poller, TokenBucket
+from primeapi import PrimeClient
+from tests.settlement.conftest import TRADES, child_environment, mirror_batch, open_request
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+class FakeClock:
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+# --- the budget and the backoff (no database, no Kraken) --------------------------------------
+
+
+def test_the_bucket_allows_a_burst_then_the_rate():
+    clock = FakeClock()
+    bucket = TokenBucket(60, capacity=3, clock=clock)
+    assert [bucket.take() for _ in range(4)] == [True, True, True, False]
+    clock.now += 1.0  # 60 a minute = one a second
+    assert bucket.take() and not bucket.take()
+    clock.now += 100
+    assert bucket.available == 3
+
+
+def test_the_bucket_refuses_a_zero_budget():
+    with pytest.raises(ValueError):
+        TokenBucket(0)
+
+
+def test_backoff_grows_is_capped_and_honours_retry_after():
+    backoff = Backoff(base=2, cap=20)
+    delays = [backoff.next_delay() for _ in range(8)]
+    assert 1 <= delays[0] <= 2
+    assert 2 <= delays[1] <= 4
+    assert all(d <= 20 for d in delays)
+    assert delays[-1] >= 10
+    assert backoff.next_delay(at_least=45) == 45
+    backoff.reset()
+    assert backoff.next_delay() <= 2
+
+
+# --- cycles against the sandbox ---------------------------------------------------------------
+
+
+@pytest.mark.django_db
+def test_a_cycle_follows_a_transfer_to_settled_and_audits_it_as_the_poller(
+    kraken_batch, operator, approver, prime_settings
+):
+    leg = Leg.objects.select_related("batch").get(batch=kraken_batch, asset="BTC")
+    intent = services.leg_request(leg=leg, actor=operator)
+    services.leg_approve(request_id=intent.pk, actor=approver)
+    prime_settings.control.complete_pending_transfers()
+    poller = Poller(interval=5, budget_per_minute=30)
+    report = poller.run_cycle()
+    assert report.refreshed == 1 and report.settled == 1 and not report.errors
+    intent.refresh_from_db()
+    assert intent.state == IntentState.SETTLED
+    changed = AuditEvent.objects.filter(
+        action=AuditAction.LEG_STATUS_CHANGED, actor_label="system:prime_poll"
+    )
+    assert changed.filter(target_id=intent.audit_id).exists()
+    assert "prime_poll cycle=1" in report.line(1.0, 5.0)
+
+
+@pytest.mark.django_db
+def test_a_cycle_stays_within_the_budget(prime_settings):
+    for _ in range(10):
+        mirror_batch()  # unknown to Kraken: each refresh is one refused call
+    prime_settings.control.clear_calls()
+    poller = Poller(interval=5, budget_per_minute=12)  # a burst of 2
+    report = poller.run_cycle()
+    assert report.calls == 2
+    assert report.skipped_for_budget == 9  # eight batches and the discovery list
+    assert len(prime_settings.control.calls()) == 2
+    assert len(report.errors) == 2 and "Unknown batch" in report.errors[0]
+
+
+@pytest.mark.django_db
+def test_a_rate_limit_ends_the_cycle_and_waits_as_kraken_asks(kraken_batch, prime_settings):
+    prime_settings.control.inject_fault("throttled", "GetPrimeSettlementBatch", seconds=40)
+    poller = Poller(interval=5, budget_per_minute=30)
+    report = poller.run_cycle()
+    assert report.errors == ["rate limited by Kraken"]
+    assert 35 <= report.backoff <= 41
+    assert report.calls == 1  # the discovery list was not tried after the refusal
+
+
+@pytest.mark.django_db
+def test_server_errors_and_dropped_connections_back_off_exponentially(kraken_batch, prime_settings):
+    control = prime_settings.control
+    control.inject_fault("http_500", "GetPrimeSettlementBatch", count=100)
+    poller = Poller(interval=4, budget_per_minute=600)
+    first = poller.run_cycle()
+    assert first.errors and "unavailable" in first.errors[0]
+    control.clear_faults()
+    control.inject_fault("drop_after_execute", "GetPrimeSettlementBatch", count=100)
+    second = poller.run_cycle()
+    assert second.errors and "ConnectionDroppedError" in second.errors[0]
+    assert poller.backoff.failures == 2
+    assert 1 <= first.backoff <= 2 and 2 <= second.backoff <= 4
+    control.clear_faults()
+    healthy = poller.run_cycle()
+    assert not healthy.errors and healthy.backoff == 0 and poller.backoff.failures == 0
+
+
+@pytest.mark.django_db
+def test_a_cycle_expires_stale_requests(operator, prime_settings):
+    batch = mirror_batch()
+    intent = open_request(
+        Leg.objects.get(batch=batch, asset="BTC"),
+        operator,
+        expires_at=timezone.now() - timedelta(seconds=1),
+    )
+    report = Poller(interval=5, budget_per_minute=30).run_cycle()
+    assert report.expired == 1
+    intent.refresh_from_db()
+    assert intent.state == IntentState.EXPIRED
+    event = AuditEvent.objects.get(action=AuditAction.LEG_EXPIRED)
+    assert event.actor_label == "system:prime_poll"
+
+
+@pytest.mark.django_db
+def test_a_cycle_reconciles_an_unknown_outcome(kraken_batch, operator, approver, prime_settings):
+    client = PrimeClient(prime_settings.url, prime_settings.admin_key, prime_settings.admin_secret)
+    transfer = client.settle_settlement_batch_asset(kraken_batch.prime_batch_id, "ETH").transfer
+    intent = open_request(
+        Leg.objects.get(batch=kraken_batch, asset="ETH"),
+        operator,
+        state=IntentState.OUTCOME_UNKNOWN,
+        approved_by=approver,
+        approved_at=timezone.now(),
+        submitting_at=timezone.now(),
+    )
+    report = Poller(interval=5, budget_per_minute=30).run_cycle()
+    assert report.reconciled == 1
+    intent.refresh_from_db()
+    assert intent.state == IntentState.SUBMITTED and intent.transfer_id == transfer.id
+    event = AuditEvent.objects.get(action=AuditAction.LEG_RECONCILED)
+    assert event.actor_label == "system:prime_poll"
+    assert f"transfer {transfer.id}" in event.message
+
+
+@pytest.mark.django_db
+def test_a_cycle_sends_an_approval_its_approver_left_unsent(
+    kraken_batch, operator, approver, prime_settings
+):
+    intent = open_request(
+        Leg.objects.get(batch=kraken_batch, asset="BTC"),
+        operator,
+        state=IntentState.APPROVED,
+        approved_by=approver,
+        approved_at=timezone.now() - timedelta(minutes=5),
+    )
+    report = Poller(interval=5, budget_per_minute=30).run_cycle()
+    assert report.sent_left_behind == 1
+    intent.refresh_from_db()
+    assert intent.state == IntentState.SUBMITTED
+    assert len(prime_settings.control.calls(services.SETTLE, executed=True)) == 1
+    Poller(interval=5, budget_per_minute=30).run_cycle()
+    assert len(prime_settings.control.calls(services.SETTLE)) == 1
+
+
+@pytest.mark.django_db
+def test_a_cycle_discovers_batches_made_outside_the_portal(prime_settings):
+    prime_settings.control.add_trades(TRADES)
+    client = PrimeClient(prime_settings.url, prime_settings.admin_key, prime_settings.admin_secret)
+    remote = client.create_settlement_batch("currency")
+    poller = Poller(interval=5, budget_per_minute=30)
+    first = poller.run_cycle()
+    assert first.discovered == 1
+    batch = Batch.objects.get(prime_batch_id=remote.id)
+    assert batch.legs.count() == 3
+    second = poller.run_cycle()  # refreshes it; no second list within the minute
+    assert second.discovered == 0 and second.refreshed == 1 and second.calls == 1
+    assert len(Batch.objects.get(pk=batch.pk).trade_ids) == 2
+
+
+@pytest.mark.django_db
+def test_a_final_batch_is_not_polled(prime_settings):
+    mirror_batch(status="completed")
+    prime_settings.control.clear_calls()
+    report = Poller(interval=5, budget_per_minute=30, discover_every=3600).run_cycle()
+    assert report.calls == 1  # only the discovery list
+    assert [c["endpoint"] for c in prime_settings.control.calls()] == ["ListPrimeSettlementBatches"]
+
+
+@pytest.mark.django_db
+def test_the_command_runs_one_cycle(kraken_batch, prime_settings):
+    out = io.StringIO()
+    call_command("prime_poll", "--once", "--budget-per-minute", "10", stdout=out)
+    # A budget of 10 a minute allows a burst of one call: the refresh, not the list.
+    assert "prime_poll cycle=1 calls=1 refreshed=1 skipped_for_budget=1" in out.getvalue()
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_process_logs_each_cycle_and_stops_cleanly_on_sigterm(prime_settings):
+    env = child_environment(prime_settings)
+    process = subprocess.Popen(
+        [sys.executable, "manage.py", "prime_poll", "--interval", "0.3"],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            calls = prime_settings.control.calls("ListPrimeSettlementBatches")
+            if calls:
+                break
+            time.sleep(0.2)
+        time.sleep(1.0)
+        process.send_signal(signal.SIGTERM)
+        _, err = process.communicate(timeout=30)
+    finally:
+        if process.poll() is None:
+            process.kill()
+    assert process.returncode == 0, err[-2000:]
+    cycles = [line for line in err.splitlines() if "prime_poll cycle=" in line]
+    assert len(cycles) >= 2
+    assert "prime_poll stopped after" in err
+
+
+@pytest.mark.django_db
+def test_history_made_outside_the_portal_is_discovered_and_completed_once(prime_settings):
+    control = prime_settings.control
+    control.add_trades(TRADES)
+    client = PrimeClient(prime_settings.url, prime_settings.admin_key, prime_settings.admin_secret)
+    old = client.create_settlement_batch("currency")
+    control.confirm_batch(old.id)
+    for leg in old.legs:
+        client.settle_settlement_batch_asset(old.id, leg.asset)
+    control.complete_pending_transfers()
+    poller = Poller(interval=5, budget_per_minute=60)
+    first = poller.run_cycle()
+    assert first.discovered == 1
+    batch = Batch.objects.get(prime_batch_id=old.id)
+    assert batch.is_final and batch.trade_ids == []
+    second = poller.run_cycle()  # one Get for the trade ids
+    assert second.refreshed == 1
+    batch.refresh_from_db()
+    assert len(batch.trade_ids) == 2
+    third = poller.run_cycle()  # complete and final: never asked about again
+    assert third.calls == 0

@@ -1,0 +1,403 @@
+"""Settlement pages: what each role sees and may do, fragments, and fixed query counts."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pytest
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
+from django.urls import reverse
+from django.utils import timezone
+
+from portal.audit.models import AuditAction, AuditEvent, Outcome
+from portal.settlement import services
+from portal.settlement.models import Batch, IntentState, Leg, SettlementRequest
+from tests.conftest import make_staff
+from tests.settlement.conftest import TRADES, mirror_batch, open_request
+
+pytestmark = pytest.mark.django_db
+HTMX = {"HX-Request": "true"}
+
+
+def _detail(batch) -> str:
+    return reverse("settlement:batch-detail", args=[batch.prime_batch_id])
+
+
+def _live(batch) -> str:
+    return reverse("settlement:batch-live", args=[batch.prime_batch_id])
+
+
+# --- list -------------------------------------------------------------------------------
+
+
+def test_the_list_shows_batches_newest_first_with_progress(client, viewer):
+    now = timezone.now()
+    old = mirror_batch(prime_batch_id="B_OLD00001", created_at=now - timedelta(days=2))
+    new = mirror_batch(prime_batch_id="B_NEW00001", created_at=now)
+    Leg.objects.filter(batch=new, asset="BTC").update(status="settled")
+    client.force_login(viewer)
+    body = client.get(reverse("settlement:batch-list")).content.decode()
+    assert body.index(new.prime_batch_id) < body.index(old.prime_batch_id)
+    assert 'aria-valuenow="1"' in body and "1 / 2" in body
+    assert "New batch" not in body  # viewers cannot create
+
+
+def test_the_list_filters_by_status_and_time(client, viewer):
+    now = timezone.now()
+    mirror_batch(prime_batch_id="B_DONE0001", status="completed", created_at=now)
+    mirror_batch(prime_batch_id="B_OPEN0001", created_at=now)
+    mirror_batch(prime_batch_id="B_OLD00001", created_at=now - timedelta(days=40))
+    client.force_login(viewer)
+    url = reverse("settlement:batch-list")
+    body = client.get(url, {"status": "completed"}).content.decode()
+    assert "B_DONE0001" in body and "B_OPEN0001" not in body
+    since = (now - timedelta(days=1)).date().isoformat()
+    body = client.get(url, {"created_from": since}).content.decode()
+    assert "B_OLD00001" not in body and "B_OPEN0001" in body
+    until = (now - timedelta(days=30)).date().isoformat()
+    body = client.get(url, {"created_until": until}).content.decode()
+    assert "B_OLD00001" in body and "B_OPEN0001" not in body
+
+
+def test_the_list_filter_answers_with_only_the_table_for_htmx(client, viewer):
+    mirror_batch(prime_batch_id="B_OPEN0001")
+    client.force_login(viewer)
+    response = client.get(reverse("settlement:batch-list"), {"status": ""}, headers=HTMX)
+    body = response.content.decode()
+    assert body.lstrip().startswith('<div id="batch-table">')
+    assert "<html" not in body and "B_OPEN0001" in body
+
+
+def test_nonsense_filters_do_not_break_the_list(client, viewer):
+    client.force_login(viewer)
+    response = client.get(
+        reverse("settlement:batch-list"),
+        {"status": "nope", "created_from": "yesterday", "page": "x"},
+    )
+    assert response.status_code == 200
+
+
+def _count_queries(client, url, **kwargs) -> int:
+    with CaptureQueriesContext(connection) as queries:
+        response = client.get(url, **kwargs)
+    assert response.status_code in (200, 286)
+    return len(queries)
+
+
+def test_the_list_costs_the_same_queries_for_few_and_many_batches(client, viewer):
+    client.force_login(viewer)
+    url = reverse("settlement:batch-list")
+    for _ in range(2):
+        mirror_batch()
+    client.get(url)  # warm the session and permission caches
+    few = _count_queries(client, url)
+    for _ in range(30):
+        mirror_batch(
+            legs=[("BTC", "incoming", "1"), ("ETH", "outgoing", "2"), ("X", "incoming", "3")]
+        )
+    assert _count_queries(client, url) == few
+
+
+# --- batch page -----------------------------------------------------------------------------
+
+
+def test_the_batch_page_shows_trades_legs_chart_timeline_and_audit_link(client, viewer, operator):
+    batch = mirror_batch()
+    leg = Leg.objects.get(batch=batch, asset="BTC")
+    services.leg_request(leg=Leg.objects.select_related("batch").get(pk=leg.pk), actor=operator)
+    client.force_login(viewer)
+    body = client.get(_detail(batch)).content.decode()
+    assert "2 trades" in body and batch.trade_ids[0] in body
+    assert "Confirmed by Kraken" in body
+    assert 'data-asset="BTC"' in body and "1.5" in body and "45000" in body
+    assert "Requested by otto.operator" in body
+    assert '<svg class="net-chart"' in body
+    assert 'class="bar incoming" data-asset="BTC"' in body
+    assert 'class="bar outgoing" data-asset="USD"' in body
+    assert "Leg settlement requested" in body  # the timeline
+    assert 'hx-trigger="every 3s' in body
+    # Viewers see no buttons.
+    assert "Request settlement</button>" not in body and "Approve" not in body
+
+
+def test_the_batch_page_links_to_its_audit_history(client, viewer):
+    from django.urls import NoReverseMatch
+
+    batch = mirror_batch()
+    client.force_login(viewer)
+    body = client.get(_detail(batch)).content.decode()
+    try:
+        audit = reverse("audit:list")
+    except NoReverseMatch:  # the audit explorer is not mounted in this build
+        assert "Audit history" not in body
+    else:
+        assert f"{audit}?target_type=batch&amp;target_id={batch.prime_batch_id}" in body
+
+
+def test_buttons_follow_the_role_and_the_requester(client, operator, approver):
+    batch = mirror_batch()
+    client.force_login(operator)
+    body = client.get(_detail(batch)).content.decode()
+    assert body.count("Request settlement</button>") == 2
+    assert "Check with Kraken now" in body
+    intent = open_request(Leg.objects.get(batch=batch, asset="BTC"), operator)
+    body = client.get(_detail(batch)).content.decode()
+    assert body.count("Request settlement</button>") == 1
+    assert reverse("settlement:leg-approve", args=[intent.pk]) not in body
+    client.force_login(approver)
+    body = client.get(_detail(batch)).content.decode()
+    assert reverse("settlement:leg-approve", args=[intent.pk]) in body
+    assert reverse("settlement:leg-reject", args=[intent.pk]) in body
+    assert "Request settlement</button>" not in body
+
+
+def test_an_approver_who_requested_sees_no_approve_button(client):
+    both = make_staff("olga.both", "Operator", "Approver")
+    batch = mirror_batch()
+    intent = open_request(Leg.objects.get(batch=batch, asset="BTC"), both)
+    client.force_login(both)
+    body = client.get(_detail(batch)).content.decode()
+    assert reverse("settlement:leg-approve", args=[intent.pk]) not in body
+    assert "another Approver must decide" in body
+
+
+def test_the_batch_page_costs_the_same_queries_for_few_and_many_legs(client, operator):
+    client.force_login(operator)
+    few = mirror_batch(legs=[("BTC", "incoming", "1")])
+    open_request(Leg.objects.get(batch=few), operator)
+    client.get(_detail(few))
+    few_count = _count_queries(client, _detail(few))
+    many = mirror_batch(
+        legs=[(f"A{i}", "incoming" if i % 2 else "outgoing", str(i + 1)) for i in range(40)]
+    )
+    for leg in Leg.objects.filter(batch=many)[:20]:
+        open_request(leg, operator)
+        services.requests_expire_stale()
+    assert _count_queries(client, _detail(many)) == few_count
+    assert _count_queries(client, _live(many), headers=HTMX) == _count_queries(
+        client, _live(few), headers=HTMX
+    )
+
+
+def test_an_unknown_batch_is_404(client, viewer):
+    client.force_login(viewer)
+    assert client.get(reverse("settlement:batch-detail", args=["B_NOPE"])).status_code == 404
+    assert (
+        client.get(reverse("settlement:batch-live", args=["B_NOPE"]), headers=HTMX).status_code
+        == 404
+    )
+
+
+# --- the polled fragment --------------------------------------------------------------------
+
+
+def test_the_poll_returns_only_the_live_fragment_from_the_database(client, viewer, monkeypatch):
+    import portal.prime
+
+    def no_kraken():
+        raise AssertionError("the polled fragment must not call Kraken")
+
+    monkeypatch.setattr(portal.prime, "get_prime_client", no_kraken)
+    batch = mirror_batch()
+    client.force_login(viewer)
+    response = client.get(_live(batch), headers=HTMX)
+    body = response.content.decode()
+    assert response.status_code == 200
+    assert body.lstrip().startswith('<section id="batch-live"')
+    assert "<html" not in body and "net-chart" not in body
+    assert 'hx-trigger="every 3s' in body
+    assert "as of 0s ago" in body
+
+
+def test_the_poll_stops_when_the_batch_is_final(client, viewer):
+    batch = mirror_batch(status="completed")
+    client.force_login(viewer)
+    response = client.get(_live(batch), headers=HTMX)
+    assert response.status_code == 286  # htmx: stop polling
+    assert "hx-trigger" not in response.content.decode()
+    assert "hx-trigger" not in client.get(_detail(batch)).content.decode()
+
+
+def test_the_poll_without_htmx_goes_to_the_page(client, viewer):
+    batch = mirror_batch()
+    client.force_login(viewer)
+    response = client.get(_live(batch))
+    assert response.status_code == 302 and response.headers["Location"] == _detail(batch)
+
+
+def test_a_stale_mirror_shows_a_banner(client, viewer, settings):
+    settings.PRIME_POLL_INTERVAL_SECONDS = 5
+    batch = mirror_batch()
+    Batch.objects.filter(pk=batch.pk).update(
+        last_refreshed_at=timezone.now() - timedelta(seconds=16)
+    )
+    client.force_login(viewer)
+    body = client.get(_live(batch), headers=HTMX).content.decode()
+    assert "has not refreshed this batch" in body and "as of 16s ago" in body
+    Batch.objects.filter(pk=batch.pk).update(
+        last_refreshed_at=timezone.now() - timedelta(seconds=14)
+    )
+    assert "has not refreshed" not in client.get(_live(batch), headers=HTMX).content.decode()
+
+
+def test_viewing_the_page_expires_stale_requests(client, viewer, operator):
+    batch = mirror_batch()
+    intent = open_request(
+        Leg.objects.get(batch=batch, asset="BTC"),
+        operator,
+        expires_at=timezone.now() - timedelta(seconds=1),
+    )
+    client.force_login(viewer)
+    client.get(_detail(batch))
+    intent.refresh_from_db()
+    assert intent.state == IntentState.EXPIRED
+
+
+# --- actions --------------------------------------------------------------------------------
+
+
+def test_an_operator_requests_a_leg_through_htmx(client, operator):
+    batch = mirror_batch()
+    client.force_login(operator)
+    url = reverse("settlement:leg-request", args=[batch.prime_batch_id, "BTC"])
+    response = client.post(url, headers=HTMX)
+    body = response.content.decode()
+    assert response.status_code == 200
+    assert body.lstrip().startswith('<section id="batch-live"')
+    assert 'data-intent-state="requested"' in body
+    assert "requested. Another person with the Approver role must approve it." in body  # oob
+    response = client.post(url, headers=HTMX)
+    assert response.status_code == 409
+    assert "already has an open request" in response.content.decode()
+
+
+def test_an_operator_requests_a_leg_without_javascript(client, operator):
+    batch = mirror_batch()
+    client.force_login(operator)
+    url = reverse("settlement:leg-request", args=[batch.prime_batch_id, "BTC"])
+    response = client.post(url)
+    assert response.status_code == 302 and response.headers["Location"] == _detail(batch)
+    assert SettlementRequest.objects.filter(state=IntentState.REQUESTED).count() == 1
+
+
+def test_self_approval_is_refused_by_the_view_with_403(client):
+    both = make_staff("olga.both", "Operator", "Approver")
+    batch = mirror_batch()
+    intent = open_request(Leg.objects.get(batch=batch, asset="BTC"), both)
+    client.force_login(both)
+    response = client.post(reverse("settlement:leg-approve", args=[intent.pk]), headers=HTMX)
+    assert response.status_code == 403
+    assert "cannot approve" in response.content.decode()
+    intent.refresh_from_db()
+    assert intent.state == IntentState.REQUESTED
+    refused = AuditEvent.objects.get(action=AuditAction.LEG_APPROVED)
+    assert refused.outcome == Outcome.REFUSED
+
+
+def test_an_operator_cannot_post_an_approval(client, operator):
+    batch = mirror_batch()
+    intent = open_request(Leg.objects.get(batch=batch, asset="BTC"), operator)
+    client.force_login(operator)
+    response = client.post(reverse("settlement:leg-approve", args=[intent.pk]))
+    assert response.status_code == 403
+    assert AuditEvent.objects.filter(action=AuditAction.PERMISSION_REFUSED).count() == 1
+
+
+def test_a_rejection_needs_a_reason(client, operator, approver):
+    batch = mirror_batch()
+    intent = open_request(Leg.objects.get(batch=batch, asset="BTC"), operator)
+    client.force_login(approver)
+    url = reverse("settlement:leg-reject", args=[intent.pk])
+    response = client.post(url, {"reason": ""}, headers=HTMX)
+    assert response.status_code == 422
+    assert "Give a reason" in response.content.decode()
+    response = client.post(url, {"reason": "x" * 5000}, headers=HTMX)
+    assert response.status_code == 422
+    response = client.post(url, {"reason": "Not ours"}, headers=HTMX)
+    assert response.status_code == 200
+    intent.refresh_from_db()
+    assert intent.state == IntentState.REJECTED and intent.reject_reason == "Not ours"
+    assert "Rejected: Not ours" in response.content.decode()
+
+
+def test_actions_on_unknown_rows_are_404(client, operator, approver):
+    client.force_login(operator)
+    assert client.post(reverse("settlement:leg-request", args=["B_NOPE", "BTC"])).status_code == 404
+    client.force_login(approver)
+    assert client.post(reverse("settlement:leg-approve", args=[999999])).status_code == 404
+    assert client.post(reverse("settlement:leg-reject", args=[999999])).status_code == 404
+
+
+def test_create_form_page_and_bad_input(client, operator):
+    client.force_login(operator)
+    url = reverse("settlement:batch-create")
+    assert client.get(url).status_code == 200
+    response = client.post(url, {"asset_kind": "gold bars"}, headers=HTMX)
+    assert response.status_code == 422
+    assert response.content.decode().lstrip().startswith('<form id="batch-create"')
+
+
+def test_creating_a_batch_through_the_page(client, operator, prime_settings):
+    prime_settings.control.add_trades(TRADES)
+    client.force_login(operator)
+    response = client.post(
+        reverse("settlement:batch-create"), {"asset_kind": "currency"}, headers=HTMX
+    )
+    batch = Batch.objects.get()
+    assert response.status_code == 200
+    assert response.headers["HX-Redirect"] == _detail(batch)
+
+
+def test_an_active_batch_is_linked_from_the_create_form(client, operator, prime_settings):
+    prime_settings.control.add_trades(TRADES)
+    client.force_login(operator)
+    url = reverse("settlement:batch-create")
+    client.post(url, {"asset_kind": "currency"}, headers=HTMX)
+    prime_settings.control.add_trades(TRADES)
+    response = client.post(url, {"asset_kind": "currency"}, headers=HTMX)
+    batch = Batch.objects.get()
+    body = response.content.decode()
+    assert response.status_code == 409
+    assert "already has an active currency batch" in body
+    assert f'href="{_detail(batch)}"' in body
+
+
+def test_kraken_being_down_on_create_is_said_next_to_the_form(client, operator, prime_settings):
+    prime_settings.control.add_trades(TRADES)
+    prime_settings.control.inject_fault("unavailable", "CreatePrimeSettlementBatch")
+    client.force_login(operator)
+    response = client.post(
+        reverse("settlement:batch-create"), {"asset_kind": "currency"}, headers=HTMX
+    )
+    assert response.status_code == 409
+    assert "unavailable" in response.content.decode()
+    assert not Batch.objects.exists()
+
+
+def test_check_with_kraken_reports_what_it_found(client, operator, kraken_batch, prime_settings):
+    client.force_login(operator)
+    url = reverse("settlement:batch-refresh", args=[kraken_batch.prime_batch_id])
+    response = client.post(url, headers=HTMX)
+    assert response.status_code == 200
+    assert "Checked with Kraken" in response.content.decode()
+    prime_settings.control.inject_fault("http_500", "GetPrimeSettlementBatch", count=10)
+    response = client.post(url, headers=HTMX)
+    assert response.status_code == 409
+    assert "Could not check with Kraken" in response.content.decode()
+
+
+def test_approving_through_the_page_sends_and_shows_the_transfer(
+    client, operator, approver, kraken_batch, prime_settings
+):
+    leg = Leg.objects.select_related("batch").get(batch=kraken_batch, asset="BTC")
+    intent = services.leg_request(leg=leg, actor=operator)
+    client.force_login(approver)
+    response = client.post(reverse("settlement:leg-approve", args=[intent.pk]), headers=HTMX)
+    body = response.content.decode()
+    assert response.status_code == 200
+    intent.refresh_from_db()
+    assert intent.state == IntentState.SUBMITTED
+    assert f"#{intent.transfer_id}" in body
+    assert "Approved and sent to Kraken" in body
+    assert f"Approved by {approver.username}" in body
