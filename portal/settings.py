@@ -208,6 +208,10 @@ PORTAL_ENCRYPTION_KEYS = env_list("PORTAL_ENCRYPTION_KEYS")
 
 # Settlement.
 SETTLEMENT_REQUEST_TTL_SECONDS = env_int("SETTLEMENT_REQUEST_TTL_SECONDS", 4 * 60 * 60)
+# An unknown outcome with no transfer at Kraken after this long is treated as not sent.
+SETTLEMENT_RECONCILE_GRACE_SECONDS = env_int("SETTLEMENT_RECONCILE_GRACE_SECONDS", 15)
+# A `submitting` intent older than this was left by a crash: reconcile it as unknown.
+SETTLEMENT_SUBMITTING_STALE_SECONDS = env_int("SETTLEMENT_SUBMITTING_STALE_SECONDS", 120)
 PRIME_POLL_INTERVAL_SECONDS = env_int("PRIME_POLL_INTERVAL_SECONDS", 5)
 PRIME_POLL_BUDGET_PER_MINUTE = env_int("PRIME_POLL_BUDGET_PER_MINUTE", 30)
 

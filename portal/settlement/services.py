@@ -104,12 +104,12 @@ def _ttl() -> timedelta:
 def _reconcile_grace() -> timedelta:
     # How long a missing transfer may still be "on its way" at Kraken before the portal
     # concludes that an unanswered settle call did not go through.
-    return timedelta(seconds=getattr(settings, "SETTLEMENT_RECONCILE_GRACE_SECONDS", 15))
+    return timedelta(seconds=settings.SETTLEMENT_RECONCILE_GRACE_SECONDS)
 
 
 def _submitting_stale_after() -> timedelta:
     # A `submitting` row older than this was left by a process that stopped mid-call.
-    return timedelta(seconds=getattr(settings, "SETTLEMENT_SUBMITTING_STALE_SECONDS", 120))
+    return timedelta(seconds=settings.SETTLEMENT_SUBMITTING_STALE_SECONDS)
 
 
 def _kraken_answer(value: Any) -> Any:
