@@ -1,0 +1,15 @@
+"""The Prime status strip's data, computed only when a page actually shows the strip."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.http import HttpRequest
+from django.utils.functional import SimpleLazyObject
+
+from portal.connection.selectors import connection_status
+
+
+def prime_status(request: HttpRequest) -> dict[str, Any]:
+    """`prime_status` for templates/prime/_status.html (one query, and only if rendered)."""
+    return {"prime_status": SimpleLazyObject(connection_status)}

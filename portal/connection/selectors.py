@@ -1,0 +1,102 @@
+"""Reads about the Prime connection: the stored credentials and the status strip."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+from django.db.models import OuterRef, Subquery
+
+from portal import prime
+from portal.connection.crypto import decrypt_secret
+from portal.connection.models import ConnectionHealth, HealthStatus, StoredConnection
+
+__all__ = ["PrimeStatus", "connection_status", "stored_connection_get", "stored_credentials"]
+
+
+def stored_connection_get() -> StoredConnection | None:
+    """The connection an Admin stored, or None."""
+    return StoredConnection.objects.filter(pk=StoredConnection.SINGLETON_ID).first()
+
+
+def stored_credentials() -> tuple[str, str, str] | None:
+    """(url, api_key, secret) of the stored connection, decrypted; None when none is stored."""
+    stored = stored_connection_get()
+    if stored is None:
+        return None
+    return stored.api_url, stored.api_key, decrypt_secret(stored.secret_encrypted)
+
+
+@dataclass(frozen=True)
+class PrimeStatus:
+    """What the status strip shows."""
+
+    configured: bool
+    problem: str = ""
+    source: str = ""
+    source_label: str = ""
+    url: str = ""
+    host: str = ""
+    is_sandbox: bool = False
+    status: str = ""
+    last_success_at: datetime | None = None
+    failing_since: datetime | None = None
+    last_error: str = ""
+
+    @property
+    def kind(self) -> str:
+        return "sandbox" if self.is_sandbox else "live"
+
+    @property
+    def unreachable(self) -> bool:
+        return self.status == HealthStatus.UNREACHABLE
+
+    @property
+    def refused(self) -> bool:
+        return self.status == HealthStatus.REFUSED
+
+
+_HEALTH_FIELDS = ("status", "last_success_at", "failing_since", "last_error")
+
+
+def _status(url: str, source: prime.ConnectionSource, health: dict) -> PrimeStatus:
+    host = prime.PrimeConnection(url=url, api_key="-", api_secret="", source=source).host
+    return PrimeStatus(
+        configured=True,
+        source=source.value,
+        source_label=source.label,
+        url=url,
+        host=host,
+        is_sandbox=prime.is_loopback_host(host),
+        status=health.get("status") or "",
+        last_success_at=health.get("last_success_at"),
+        failing_since=health.get("failing_since"),
+        last_error=health.get("last_error") or "",
+    )
+
+
+def connection_status() -> PrimeStatus:
+    """The connection in force and its health, in at most one query."""
+    try:
+        found = prime.environment_connection()
+    except prime.PrimeNotConfigured as exc:
+        return PrimeStatus(configured=False, problem=str(exc))
+    if found is not None:
+        health = (
+            ConnectionHealth.objects.filter(pk=found.fingerprint).values(*_HEALTH_FIELDS).first()
+        )
+        return _status(found.url, found.source, health or {})
+    health_row = ConnectionHealth.objects.filter(fingerprint=OuterRef("fingerprint"))
+    stored = (
+        StoredConnection.objects.filter(pk=StoredConnection.SINGLETON_ID)
+        .annotate(**{f"h_{name}": Subquery(health_row.values(name)[:1]) for name in _HEALTH_FIELDS})
+        .values("api_url", *(f"h_{name}" for name in _HEALTH_FIELDS))
+        .first()
+    )
+    if stored is None:
+        return PrimeStatus(
+            configured=False,
+            problem="No Prime connection is configured yet.",
+        )
+    health = {name: stored[f"h_{name}"] for name in _HEALTH_FIELDS}
+    return _status(stored["api_url"], prime.ConnectionSource.SETTINGS_PAGE, health)
