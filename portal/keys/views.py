@@ -85,6 +85,13 @@ def _row_response(request: HttpRequest, row: KeyRow, *, status: int = 200) -> Ht
     return render_htmx(request, LIST, "key-row", context, status=status)
 
 
+def _row_done(request: HttpRequest, key: ApiKey) -> HttpResponse:
+    """After a change: the key's fresh row in place (htmx), or back to the user's keys page."""
+    if not wants_fragment(request):
+        return redirect("keys:list", prime_id=key.user.prime_id)
+    return _row_response(request, KeyRow(_get_key(key.prime_key_id)))
+
+
 def _no_store(response: HttpResponse) -> HttpResponse:
     response.headers["Cache-Control"] = "no-store, max-age=0"
     response.headers["Pragma"] = "no-cache"
@@ -203,9 +210,7 @@ def key_allowlist(request: HttpRequest, prime_key_id: str) -> HttpResponse:
         messages.warning(
             request, f"Key {key.prime_key_id} has no allow-list: usable from any address."
         )
-    if not wants_fragment(request):
-        return redirect("keys:list", prime_id=key.user.prime_id)
-    return _row_response(request, KeyRow(_get_key(prime_key_id)))
+    return _row_done(request, key)
 
 
 def _preview(
@@ -264,9 +269,7 @@ def key_revoke(request: HttpRequest, prime_key_id: str) -> HttpResponse:
         )
         return _row_response(request, row)
     messages.success(request, f"Key {key.prime_key_id} revoked.")
-    if not wants_fragment(request):
-        return redirect("keys:list", prime_id=key.user.prime_id)
-    return _row_response(request, KeyRow(_get_key(prime_key_id)))
+    return _row_done(request, key)
 
 
 @require_POST
@@ -283,9 +286,7 @@ def key_resync(request: HttpRequest, prime_key_id: str) -> HttpResponse:
         messages.info(request, "Resynced: " + " ".join(report.differences))
     else:
         messages.success(request, "Resynced: the portal already matched Kraken.")
-    if not wants_fragment(request):
-        return redirect("keys:list", prime_id=key.user.prime_id)
-    return _row_response(request, KeyRow(_get_key(prime_key_id)))
+    return _row_done(request, key)
 
 
 @require_POST

@@ -186,6 +186,41 @@ def _audit_leg(
     )
 
 
+def _move_intent(
+    intent: SettlementRequest,
+    changes: dict[str, Any],
+    *,
+    actor: Any,
+    action: AuditAction,
+    message: str,
+    outcome: Outcome = Outcome.SUCCEEDED,
+    endpoint: str = "",
+    answer: Any = None,
+    after_extra: dict[str, Any] | None = None,
+) -> None:
+    """Set `changes` on the intent, save just those fields, and audit before/after.
+
+    Call inside `transaction.atomic()` with the intent locked. With no changes the
+    intent is left as it is and only the audit event is written.
+    """
+    before = _intent_view(intent)
+    for name, value in changes.items():
+        setattr(intent, name, value)
+    if changes:
+        intent.save(update_fields=list(changes))
+    _audit_leg(
+        actor=actor,
+        action=action,
+        intent=intent,
+        outcome=outcome,
+        before=before,
+        after=_intent_view(intent) | (after_extra or {}),
+        endpoint=endpoint,
+        answer=answer,
+        message=message,
+    )
+
+
 def _refuse(
     *,
     actor: Any,
@@ -386,7 +421,6 @@ def _void(
     actor: Any,
     now: datetime,
 ) -> None:
-    before = _intent_view(intent)
     if remote_leg is None:
         found = "Kraken no longer lists this leg"
     else:
@@ -394,23 +428,19 @@ def _void(
             f"Kraken now shows {remote_leg.direction} {amount_text(remote_leg.amount)} "
             f"{intent.asset}"
         )
-    intent.state = IntentState.VOIDED
-    intent.finished_at = now
-    intent.note = (
+    note = (
         f"Void: the request was for {intent.direction} {amount_text(intent.amount)} "
         f"{intent.asset}; "
         f"{found}. Request it again if it should still be settled."
     )
-    intent.save(update_fields=["state", "finished_at", "note"])
-    _audit_leg(
+    _move_intent(
+        intent,
+        {"state": IntentState.VOIDED, "finished_at": now, "note": note},
         actor=actor,
         action=AuditAction.LEG_VOIDED,
-        intent=intent,
-        before=before,
-        after=_intent_view(intent),
         endpoint=GET_BATCH,
         answer=remote_leg,
-        message=intent.note,
+        message=note,
     )
 
 
@@ -424,53 +454,45 @@ def _follow_transfer(
     transfer = remote_leg.latest_transfer if remote_leg else None
     if transfer is None or transfer.id != intent.transfer_id:
         return 0
-    before = _intent_view(intent)
     if transfer.status == prime_models.TransferStatus.COMPLETED:
-        intent.state = IntentState.SETTLED
-        intent.note = f"Kraken completed transfer {transfer.id}."
+        state = IntentState.SETTLED
+        note = f"Kraken completed transfer {transfer.id}."
         action, outcome = AuditAction.LEG_STATUS_CHANGED, Outcome.SUCCEEDED
     elif transfer.status == prime_models.TransferStatus.FAILED:
-        intent.state = IntentState.FAILED
-        intent.note = (
+        state = IntentState.FAILED
+        note = (
             f"Kraken's transfer {transfer.id} failed. Nothing more was sent; the leg can be "
             "requested again."
         )
         action, outcome = AuditAction.LEG_SETTLE_FAILED, Outcome.FAILED
     else:
         return 0
-    intent.finished_at = now
-    intent.save(update_fields=["state", "finished_at", "note"])
-    _audit_leg(
+    _move_intent(
+        intent,
+        {"state": state, "finished_at": now, "note": note},
         actor=actor,
         action=action,
-        intent=intent,
         outcome=outcome,
-        before=before,
-        after=_intent_view(intent),
         endpoint=GET_BATCH,
         answer=transfer,
-        message=intent.note,
+        message=note,
     )
     return 1
 
 
 def _mark_stale_submitting(intent: SettlementRequest, *, actor: Any, now: datetime) -> None:
-    before = _intent_view(intent)
-    intent.state = IntentState.OUTCOME_UNKNOWN
-    intent.note = (
+    note = (
         "The portal stopped while sending this leg to Kraken, so the outcome is unknown. "
         "Nothing will be sent again until Kraken's records are checked."
     )
-    intent.save(update_fields=["state", "note"])
-    _audit_leg(
+    _move_intent(
+        intent,
+        {"state": IntentState.OUTCOME_UNKNOWN, "note": note},
         actor=actor,
         action=AuditAction.LEG_OUTCOME_UNKNOWN,
-        intent=intent,
         outcome=Outcome.UNKNOWN,
-        before=before,
-        after=_intent_view(intent),
         endpoint=SETTLE,
-        message=intent.note,
+        message=note,
     )
 
 
@@ -482,31 +504,33 @@ def _reconcile(
     now: datetime,
 ) -> int:
     """Decide an unknown outcome from the leg Kraken reports; 1 if decided."""
-    before = _intent_view(intent)
     transfer = remote_leg.latest_transfer if remote_leg else None
     if transfer is not None and transfer.id != intent.prior_transfer_id:
-        intent.transfer_id = transfer.id
-        intent.submitted_at = intent.submitted_at or now
+        changes: dict[str, Any] = {
+            "transfer_id": transfer.id,
+            "submitted_at": intent.submitted_at or now,
+        }
         found = f"Kraken has transfer {transfer.id} ({transfer.status}) for this leg"
         if transfer.status == prime_models.TransferStatus.COMPLETED:
-            intent.state = IntentState.SETTLED
-            intent.finished_at = now
-            intent.note = (
-                f"Checked with Kraken: {found}. The settle went through; the leg is settled."
-            )
+            changes |= {
+                "state": IntentState.SETTLED,
+                "finished_at": now,
+                "note": f"Checked with Kraken: {found}. The settle went through; the leg is "
+                "settled.",
+            }
         elif transfer.status == prime_models.TransferStatus.FAILED:
-            intent.state = IntentState.FAILED
-            intent.finished_at = now
-            intent.note = (
-                f"Checked with Kraken: {found}. The settle went through but the transfer "
-                "failed; the leg can be requested again."
-            )
+            changes |= {
+                "state": IntentState.FAILED,
+                "finished_at": now,
+                "note": f"Checked with Kraken: {found}. The settle went through but the "
+                "transfer failed; the leg can be requested again.",
+            }
         else:
-            intent.state = IntentState.SUBMITTED
-            intent.note = (
-                f"Checked with Kraken: {found}. The settle went through; nothing was sent "
-                "again. The transfer is running."
-            )
+            changes |= {
+                "state": IntentState.SUBMITTED,
+                "note": f"Checked with Kraken: {found}. The settle went through; nothing was "
+                "sent again. The transfer is running.",
+            }
     else:
         since = intent.submitting_at or intent.approved_at or now
         if now - since < _reconcile_grace():
@@ -516,23 +540,21 @@ def _reconcile(
             )
             intent.save(update_fields=["note"])
             return 0
-        intent.state = IntentState.FAILED
-        intent.finished_at = now
         status = remote_leg.status if remote_leg else "missing"
-        intent.note = (
-            f"Checked with Kraken: no transfer was started for this leg (leg {status}). "
-            "The settle call did not go through; the leg can be requested again."
-        )
-    intent.save(update_fields=["state", "transfer_id", "submitted_at", "finished_at", "note"])
-    _audit_leg(
+        changes = {
+            "state": IntentState.FAILED,
+            "finished_at": now,
+            "note": f"Checked with Kraken: no transfer was started for this leg (leg {status}). "
+            "The settle call did not go through; the leg can be requested again.",
+        }
+    _move_intent(
+        intent,
+        changes,
         actor=actor,
         action=AuditAction.LEG_RECONCILED,
-        intent=intent,
-        before=before,
-        after=_intent_view(intent),
         endpoint=GET_BATCH,
         answer=remote_leg,
-        message=intent.note,
+        message=changes["note"],
     )
     return 1
 
@@ -673,17 +695,15 @@ def requests_expire_stale(*, actor: Any = "expiry", batch: Batch | None = None) 
 
 
 def _expire(intent: SettlementRequest, *, actor: Any, now: datetime) -> None:
-    before = _intent_view(intent)
-    intent.state = IntentState.EXPIRED
-    intent.finished_at = now
-    intent.note = "Expired: nobody approved it in time. Request it again if it is still wanted."
-    intent.save(update_fields=["state", "finished_at", "note"])
-    _audit_leg(
+    _move_intent(
+        intent,
+        {
+            "state": IntentState.EXPIRED,
+            "finished_at": now,
+            "note": "Expired: nobody approved it in time. Request it again if it is still wanted.",
+        },
         actor=actor,
         action=AuditAction.LEG_EXPIRED,
-        intent=intent,
-        before=before,
-        after=_intent_view(intent),
         message=f"Requested at {intent.requested_at.isoformat()}, expired at "
         f"{intent.expires_at.isoformat()}.",
     )
@@ -791,30 +811,21 @@ def leg_reject(*, request_id: int, actor: Any, reason: str) -> SettlementRequest
         if intent.state == IntentState.REQUESTED and intent.expires_at <= now:
             _expire(intent, actor="expiry", now=now)
         if intent.state == IntentState.REQUESTED:
-            before = _intent_view(intent)
-            intent.state = IntentState.REJECTED
-            intent.rejected_by = actor
-            intent.rejected_at = now
-            intent.reject_reason = reason[:1000]
-            intent.finished_at = now
-            intent.note = f"Rejected: {intent.reject_reason}"
-            intent.save(
-                update_fields=[
-                    "state",
-                    "rejected_by",
-                    "rejected_at",
-                    "reject_reason",
-                    "finished_at",
-                    "note",
-                ]
-            )
-            _audit_leg(
+            reason = reason[:1000]
+            _move_intent(
+                intent,
+                {
+                    "state": IntentState.REJECTED,
+                    "rejected_by": actor,
+                    "rejected_at": now,
+                    "reject_reason": reason,
+                    "finished_at": now,
+                    "note": f"Rejected: {reason}",
+                },
                 actor=actor,
                 action=AuditAction.LEG_REJECTED,
-                intent=intent,
-                before=before,
-                after=_intent_view(intent) | {"reason": intent.reject_reason},
-                message=intent.reject_reason,
+                after_extra={"reason": reason},
+                message=reason,
             )
             return intent
     raise _refuse(
@@ -866,17 +877,11 @@ def leg_approve(*, request_id: int, actor: Any) -> ActionResult:
                 _void_against_mirror(intent, actor=actor, now=now)
                 refusal = intent.note
             else:
-                before = _intent_view(intent)
-                intent.state = IntentState.APPROVED
-                intent.approved_by = actor
-                intent.approved_at = now
-                intent.save(update_fields=["state", "approved_by", "approved_at"])
-                _audit_leg(
+                _move_intent(
+                    intent,
+                    {"state": IntentState.APPROVED, "approved_by": actor, "approved_at": now},
                     actor=actor,
                     action=AuditAction.LEG_APPROVED,
-                    intent=intent,
-                    before=before,
-                    after=_intent_view(intent),
                     message=f"Approved {_what(intent)}.",
                 )
     if refusal:
@@ -962,22 +967,22 @@ def _record_send(
             .select_related("batch", "leg")
             .get(pk=request_id)
         )
-        before = _intent_view(intent)
         still_ours = intent.state == IntentState.SUBMITTING
         if result is not None:
+            changes: dict[str, Any] = {}
             if still_ours:
-                intent.state = IntentState.SUBMITTED
-                intent.transfer_id = result.transfer.id
-                intent.submitted_at = now
-                intent.note = f"Kraken started transfer {result.transfer.id}."
-                intent.save(update_fields=["state", "transfer_id", "submitted_at", "note"])
+                changes = {
+                    "state": IntentState.SUBMITTED,
+                    "transfer_id": result.transfer.id,
+                    "submitted_at": now,
+                    "note": f"Kraken started transfer {result.transfer.id}.",
+                }
                 _mirror_leg_after_settle(intent.leg, result)
-            _audit_leg(
+            _move_intent(
+                intent,
+                changes,
                 actor=actor,
                 action=AuditAction.LEG_SUBMITTED,
-                intent=intent,
-                before=before,
-                after=_intent_view(intent),
                 endpoint=SETTLE,
                 answer=result,
                 message=""
@@ -1003,19 +1008,17 @@ def _record_send(
             note = describe_settle_refusal(error)
             action, outcome = AuditAction.LEG_SETTLE_FAILED, Outcome.FAILED
             new_state = IntentState.FAILED
+        changes = {}
         if still_ours:
-            intent.state = new_state
-            intent.note = note
+            changes = {"state": new_state, "note": note}
             if new_state == IntentState.FAILED:
-                intent.finished_at = now
-            intent.save(update_fields=["state", "note", "finished_at"])
-        _audit_leg(
+                changes["finished_at"] = now
+        _move_intent(
+            intent,
+            changes,
             actor=actor,
             action=action,
-            intent=intent,
             outcome=outcome,
-            before=before,
-            after=_intent_view(intent),
             endpoint=SETTLE,
             answer=error if isinstance(error, prime_errors.PrimeError) else repr(error)[:200],
             message=note,

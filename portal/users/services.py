@@ -66,29 +66,23 @@ def prime_user_create(
         attempted=attempted,
     )
     now = timezone.now()
+    values = {
+        "name": upstream.name,
+        "role": upstream.role or "",
+        "status": upstream.status,
+        "owner_label": owner_label,
+        "desk_label": desk_label,
+        "notes": notes,
+        "last_synced_at": now,
+    }
     with transaction.atomic():
         user, _ = PrimeUser.objects.update_or_create(
             prime_id=upstream.id,
-            defaults={
-                "name": upstream.name,
-                "role": upstream.role or "",
-                "status": upstream.status,
-                "owner_label": owner_label,
-                "desk_label": desk_label,
-                "notes": notes,
-                "last_synced_at": now,
-                "missing_upstream_at": None,
-            },
+            defaults={**values, "missing_upstream_at": None},
             create_defaults={
-                "name": upstream.name,
-                "role": upstream.role or "",
-                "status": upstream.status,
-                "owner_label": owner_label,
-                "desk_label": desk_label,
-                "notes": notes,
+                **values,
                 "created_at": now,
                 "created_by": actor if getattr(actor, "pk", None) else None,
-                "last_synced_at": now,
             },
         )
         audit_record(
@@ -103,54 +97,20 @@ def prime_user_create(
     return user
 
 
-def prime_user_rename(*, user: PrimeUser, actor: Any, name: str) -> PrimeUser:
-    """Give the user a new name at Kraken."""
+def _update_user(
+    user: PrimeUser, *, actor: Any, action: AuditAction, change: dict[str, str]
+) -> PrimeUser:
+    """Send UpdatePrimeApiUser with `change` (name or status), then mirror and audit it."""
     before = user.snapshot()
     upstream = call_prime(
-        lambda client: client.update_api_user(user.prime_id, name=name),
-        actor=actor,
-        action=AuditAction.PRIME_USER_RENAMED,
-        target_type=TargetType.PRIME_USER,
-        target_id=user.prime_id,
-        endpoint="UpdatePrimeApiUser",
-        before=before,
-        attempted={**before, "name": name},
-    )
-    with transaction.atomic():
-        _apply_user(user, upstream)
-        user.save(update_fields=_USER_FIELDS)
-        audit_record(
-            actor=actor,
-            action=AuditAction.PRIME_USER_RENAMED,
-            target_type=TargetType.PRIME_USER,
-            target_id=user.prime_id,
-            before=before,
-            after=user.snapshot(),
-            prime_endpoint="UpdatePrimeApiUser",
-            prime_response=plain(upstream),
-        )
-    return user
-
-
-def prime_user_set_status(*, user: PrimeUser, actor: Any, status: str) -> PrimeUser:
-    """Enable or disable the user (a disabled user's keys stop working at once)."""
-    if status not in PrimeUserStatus.values:
-        raise ValueError(f"status must be one of {', '.join(PrimeUserStatus.values)}")
-    action = (
-        AuditAction.PRIME_USER_ENABLED
-        if status == PrimeUserStatus.ENABLED
-        else AuditAction.PRIME_USER_DISABLED
-    )
-    before = user.snapshot()
-    upstream = call_prime(
-        lambda client: client.update_api_user(user.prime_id, status=status),
+        lambda client: client.update_api_user(user.prime_id, **change),
         actor=actor,
         action=action,
         target_type=TargetType.PRIME_USER,
         target_id=user.prime_id,
         endpoint="UpdatePrimeApiUser",
         before=before,
-        attempted={**before, "status": status},
+        attempted={**before, **change},
     )
     with transaction.atomic():
         _apply_user(user, upstream)
@@ -166,6 +126,25 @@ def prime_user_set_status(*, user: PrimeUser, actor: Any, status: str) -> PrimeU
             prime_response=plain(upstream),
         )
     return user
+
+
+def prime_user_rename(*, user: PrimeUser, actor: Any, name: str) -> PrimeUser:
+    """Give the user a new name at Kraken."""
+    return _update_user(
+        user, actor=actor, action=AuditAction.PRIME_USER_RENAMED, change={"name": name}
+    )
+
+
+def prime_user_set_status(*, user: PrimeUser, actor: Any, status: str) -> PrimeUser:
+    """Enable or disable the user (a disabled user's keys stop working at once)."""
+    if status not in PrimeUserStatus.values:
+        raise ValueError(f"status must be one of {', '.join(PrimeUserStatus.values)}")
+    action = (
+        AuditAction.PRIME_USER_ENABLED
+        if status == PrimeUserStatus.ENABLED
+        else AuditAction.PRIME_USER_DISABLED
+    )
+    return _update_user(user, actor=actor, action=action, change={"status": status})
 
 
 def prime_user_change_role(*, user: PrimeUser, actor: Any, role: str) -> PrimeUser:
@@ -329,6 +308,23 @@ def _flag(obj: PrimeUser | ApiKey, now: Any, what: Sequence[str]) -> None:
     obj.changed_outside = ([*list(what), *list(obj.changed_outside or [])])[:10]
 
 
+def _mark_missing(obj: PrimeUser | ApiKey, now: Any) -> dict[str, Any]:
+    """Mark a mirrored user or key as no longer listed by Kraken; returns its snapshot before."""
+    before = obj.snapshot()
+    obj.missing_upstream_at = now
+    obj.last_synced_at = now
+    _flag(obj, now, ["no longer listed by Kraken"])
+    obj.save(
+        update_fields=[
+            "missing_upstream_at",
+            "last_synced_at",
+            "changed_outside_at",
+            "changed_outside",
+        ]
+    )
+    return before
+
+
 def _reconcile(upstream: _Upstream, *, actor: Any, only: PrimeUser | None) -> SyncReport:
     now = timezone.now()
     report = SyncReport(users_seen=len(upstream.users))
@@ -374,18 +370,7 @@ def _reconcile(upstream: _Upstream, *, actor: Any, only: PrimeUser | None) -> Sy
         mirror = mirror_users.get(prime_id)
         if mirror is None or mirror.missing_upstream_at is not None:
             continue
-        before = mirror.snapshot()
-        mirror.missing_upstream_at = now
-        mirror.last_synced_at = now
-        _flag(mirror, now, ["no longer listed by Kraken"])
-        mirror.save(
-            update_fields=[
-                "missing_upstream_at",
-                "last_synced_at",
-                "changed_outside_at",
-                "changed_outside",
-            ]
-        )
+        before = _mark_missing(mirror, now)
         _record(
             report,
             actor,
@@ -520,18 +505,7 @@ def _reconcile_keys(
             continue
         if key.revoked_at is not None or key.missing_upstream_at is not None:
             continue
-        before = key.snapshot()
-        key.missing_upstream_at = now
-        key.last_synced_at = now
-        _flag(key, now, ["no longer listed by Kraken"])
-        key.save(
-            update_fields=[
-                "missing_upstream_at",
-                "last_synced_at",
-                "changed_outside_at",
-                "changed_outside",
-            ]
-        )
+        before = _mark_missing(key, now)
         owner_changes.append(f"key {key.prime_key_id} no longer listed by Kraken")
         _record(
             report,

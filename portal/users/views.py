@@ -190,18 +190,23 @@ def user_status(request: HttpRequest, prime_id: str) -> HttpResponse:
     return _done(request, user, f"{user.name} is now {verb}.")
 
 
+def _role_form(request: HttpRequest, user: PrimeUser) -> RoleForm:
+    """The bound role form; asking for the role the user already has is an error too."""
+    form = RoleForm(request.POST)
+    if form.is_valid() and form.cleaned_data["role"] == user.role:
+        form.add_error("role", f"{user.name} already has the {user.role} role.")
+    return form
+
+
 @require_POST
 @require_perm(MANAGE_PRIME_USERS)
 def user_role_preview(request: HttpRequest, prime_id: str) -> HttpResponse:
     """Step one of a role change: what it would do, before anything is sent."""
     user = _get_user(prime_id)
-    form = RoleForm(request.POST)
+    form = _role_form(request, user)
     if not form.is_valid():
         return _panel(request, user, role_form=form, status=422)
     new_role = form.cleaned_data["role"]
-    if new_role == user.role:
-        form.add_error("role", f"{user.name} already has the {new_role} role.")
-        return _panel(request, user, role_form=form, status=422)
     preview = selectors.role_change_preview(user=user, new_role=new_role)
     return _panel(request, user, role_form=form, role_preview=preview)
 
@@ -211,13 +216,10 @@ def user_role_preview(request: HttpRequest, prime_id: str) -> HttpResponse:
 def user_role(request: HttpRequest, prime_id: str) -> HttpResponse:
     """Step two: send UpdatePrimeApiUserRoles for the role that was previewed."""
     user = _get_user(prime_id)
-    form = RoleForm(request.POST)
+    form = _role_form(request, user)
     if not form.is_valid():
         return _panel(request, user, role_form=form, status=422)
     new_role = form.cleaned_data["role"]
-    if new_role == user.role:
-        form.add_error("role", f"{user.name} already has the {new_role} role.")
-        return _panel(request, user, role_form=form, status=422)
     if form.cleaned_data["expected_role"] != user.role:
         # Someone changed the role since the preview: show the preview again.
         preview = selectors.role_change_preview(user=user, new_role=new_role)
