@@ -17,6 +17,8 @@ from portal.env import env_bool, env_int, env_list, env_secret, env_str
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 VAR_DIR = Path(env_str("PORTAL_VAR_DIR", str(BASE_DIR / "var")))
+# Local state (SQLite files, sandbox credentials, locks); a fresh clone has none yet.
+VAR_DIR.mkdir(parents=True, exist_ok=True)
 
 PORTAL_ENV = env_str("PORTAL_ENV", "development")
 if PORTAL_ENV not in ("development", "production"):
