@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from decimal import Decimal
@@ -182,14 +183,20 @@ def live_batch(*, prime_batch_id: str) -> LiveBatch:
     return LiveBatch(batch=batch, rows=rows, freshness=freshness_of(batch))
 
 
-def batch_timeline(*, prime_batch_id: str) -> list[AuditEvent]:
-    """Everything that happened to a batch and its legs, oldest first (one query)."""
+def batch_timeline(*, prime_batch_id: str, leg_assets: Iterable[str]) -> list[AuditEvent]:
+    """Everything that happened to a batch and its legs, oldest first (one query).
+
+    Legs are matched by their exact target ids (`<batch>:<asset>`), not by prefix:
+    equality uses the (target_type, target_id, -seq) index on every database,
+    where a LIKE prefix made PostgreSQL walk the whole trail (106 ms at 1M events).
+    """
+    prefix = f"{prime_batch_id}:"
+    leg_ids = [f"{prefix}{asset}" for asset in leg_assets]
     events = AuditEvent.objects.filter(
         Q(target_type=TargetType.BATCH, target_id=prime_batch_id)
-        | Q(target_type=TargetType.LEG, target_id__startswith=f"{prime_batch_id}:")
+        | Q(target_type=TargetType.LEG, target_id__in=leg_ids)
     ).order_by("-seq")[:TIMELINE_LIMIT]
     timeline = list(reversed(events))
-    prefix = f"{prime_batch_id}:"
     for event in timeline:
         is_leg = event.target_type == TargetType.LEG and event.target_id.startswith(prefix)
         event.leg_asset = event.target_id[len(prefix) :] if is_leg else ""
@@ -248,7 +255,9 @@ def batch_page(*, prime_batch_id: str) -> BatchPage:
     return BatchPage(
         live=live,
         chart=net_position_chart(live.rows),
-        timeline=batch_timeline(prime_batch_id=prime_batch_id),
+        timeline=batch_timeline(
+            prime_batch_id=prime_batch_id, leg_assets=[row.leg.asset for row in live.rows]
+        ),
     )
 
 

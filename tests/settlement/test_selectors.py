@@ -72,5 +72,7 @@ def test_the_timeline_is_one_query_and_names_legs(django_assert_num_queries, ope
             target_id=target_id,
         )
     with django_assert_num_queries(1):
-        timeline = selectors.batch_timeline(prime_batch_id=batch.prime_batch_id)
+        timeline = selectors.batch_timeline(
+            prime_batch_id=batch.prime_batch_id, leg_assets=["BTC", "ETH"]
+        )
     assert [event.leg_asset for event in timeline] == ["", "BTC"]
