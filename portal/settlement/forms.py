@@ -10,13 +10,21 @@ from django.utils import timezone
 from portal.settlement.models import AssetKind, BatchStatus
 
 
-class BatchCreateForm(forms.Form):
+class _NoColonForm(forms.Form):
+    """The portal's labels carry no colon."""
+
+    def __init__(self, *args, **kwargs):
+        kwargs.setdefault("label_suffix", "")
+        super().__init__(*args, **kwargs)
+
+
+class BatchCreateForm(_NoColonForm):
     asset_kind = forms.ChoiceField(
         choices=AssetKind.choices, initial=AssetKind.CURRENCY, label="Asset kind"
     )
 
 
-class BatchFilterForm(forms.Form):
+class BatchFilterForm(_NoColonForm):
     status = forms.ChoiceField(
         choices=[("", "Any status"), *BatchStatus.choices], required=False, label="Status"
     )
