@@ -20,6 +20,8 @@ class AuditAction(models.TextChoices):
     STAFF_DEACTIVATED = "staff_deactivated", "Staff member deactivated"
     OTP_DEVICE_CONFIRMED = "otp_device_confirmed", "Two-factor device confirmed"
     OTP_REQUIREMENT_CHANGED = "otp_requirement_changed", "Two-factor requirement changed"
+    OTP_DEVICE_RESET = "otp_device_reset", "Two-factor device reset"
+    PASSWORD_CHANGED = "password_changed", "Own password changed"
     CONNECTION_CHANGED = "connection_changed", "Prime connection changed"
     ENCRYPTION_ROTATED = "encryption_rotated", "Stored secrets re-encrypted"
     PERMISSION_REFUSED = "permission_refused", "Action refused (no permission)"
@@ -31,6 +33,7 @@ class AuditAction(models.TextChoices):
     PRIME_USER_ROLE_CHANGED = "prime_user_role_changed", "Prime user role changed"
     PRIME_USER_LABELS_CHANGED = "prime_user_labels_changed", "Prime user labels changed"
     SYNC_DIFFERENCE = "sync_difference", "Difference found by sync"
+    SYNC_DIFFERENCE_REVIEWED = "sync_difference_reviewed", "Sync difference reviewed"
     # Keys
     KEY_ISSUED = "key_issued", "Key issued"
     KEY_ALLOWLIST_CHANGED = "key_allowlist_changed", "Key allow-list changed"

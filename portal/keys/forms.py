@@ -82,6 +82,16 @@ class IssueForm(forms.Form):
         return list(parsed.entries)
 
 
+class LabelForm(forms.Form):
+    label = forms.CharField(required=False, max_length=100, label="Label (what the key is for)")
+
+    def clean_label(self) -> str:
+        label = self.cleaned_data["label"]
+        if any(ord(c) < 32 for c in label):
+            raise forms.ValidationError("A label is one line of text.")
+        return label
+
+
 class AllowlistForm(forms.Form):
     """Step one (preview) uses `entries`; step two (save) also checks the confirmations."""
 

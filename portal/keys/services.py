@@ -29,6 +29,7 @@ __all__ = [
     "key_issue",
     "key_revoke",
     "key_update_allowlist",
+    "key_update_label",
 ]
 
 
@@ -234,5 +235,25 @@ def key_revoke(*, key: ApiKey, actor: Any, reason: str) -> ApiKey:
             prime_endpoint="DeletePrimeApiUserKey",
             prime_response={"deleted": True},
             message=reason,
+        )
+    return key
+
+
+def key_update_label(*, key: ApiKey, actor: Any, label: str) -> ApiKey:
+    """Change the portal-only label of a key (Kraken is not involved); audited when it changes."""
+    with transaction.atomic():
+        key = ApiKey.objects.select_for_update().select_related("user").get(pk=key.pk)
+        before = key.label
+        if before == label:
+            return key
+        key.label = label
+        key.save(update_fields=["label"])
+        audit_record(
+            actor=actor,
+            action=AuditAction.KEY_LABEL_CHANGED,
+            target_type=TargetType.KEY,
+            target_id=key.prime_key_id,
+            before={"label": before},
+            after={"label": label},
         )
     return key

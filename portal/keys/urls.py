@@ -15,6 +15,7 @@ urlpatterns = [
         views.key_allowlist_preview,
         name="allowlist-preview",
     ),
+    path("<str:prime_key_id>/label/", views.key_label, name="label"),
     path("<str:prime_key_id>/revoke/", views.key_revoke, name="revoke"),
     path("<str:prime_key_id>/resync/", views.key_resync, name="resync"),
 ]

@@ -14,7 +14,7 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 
 from portal.keys import selectors, services
 from portal.keys.allowlist import AllowlistDiff, ParsedAllowlist, diff_allowlist
-from portal.keys.forms import AllowlistForm, IssueForm, RevokeForm, new_issue_token
+from portal.keys.forms import AllowlistForm, IssueForm, LabelForm, RevokeForm, new_issue_token
 from portal.keys.models import ApiKey
 from portal.staff.access import require_perm
 from portal.staff.roles import MANAGE_KEYS, VIEW_PORTAL
@@ -32,7 +32,7 @@ class KeyRow:
     """One key's row and what is open under it (an editor, a preview, an error)."""
 
     key: ApiKey
-    mode: str = ""  # "", "allowlist", "preview", "revoke"
+    mode: str = ""  # "", "allowlist", "preview", "revoke", "label"
     form: Any = None
     parsed: ParsedAllowlist | None = None
     diff: AllowlistDiff | None = None
@@ -249,6 +249,26 @@ def key_allowlist_preview(request: HttpRequest, prime_key_id: str) -> HttpRespon
         notice = "That is the allow-list the key already has: nothing to save."
         return _row_response(request, KeyRow(key, mode="allowlist", form=form, notice=notice))
     return _preview(request, key, parsed, diff)
+
+
+@require_http_methods(["GET", "POST"])
+@require_perm(MANAGE_KEYS)
+def key_label(request: HttpRequest, prime_key_id: str) -> HttpResponse:
+    """GET: the label editor in the row. POST: save the portal-only label."""
+    key = _get_key(prime_key_id)
+    if request.method == "GET":
+        form = LabelForm(initial={"label": key.label})
+        return _row_response(request, KeyRow(key, mode="label", form=form))
+    form = LabelForm(request.POST)
+    if not form.is_valid():
+        return _row_response(request, KeyRow(key, mode="label", form=form), status=422)
+    before = key.label
+    key = services.key_update_label(key=key, actor=request.user, label=form.cleaned_data["label"])
+    if key.label == before:
+        messages.info(request, f"Key {key.prime_key_id} already had that label.")
+    else:
+        messages.success(request, f"Label of key {key.prime_key_id} saved.")
+    return _row_done(request, key)
 
 
 @require_http_methods(["GET", "POST"])

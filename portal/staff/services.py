@@ -341,3 +341,72 @@ def _otp_words(check: OtpCheck, success: str) -> str:
     if check.retry_at:
         return "two-factor code not checked: too many wrong codes, throttled"
     return "wrong two-factor code"
+
+
+def staff_password_change(*, staff: Staff, current_password: str, new_password: str) -> Staff:
+    """Change your own password after checking the current one; audited either way.
+
+    The new password was already checked by Django's validators (the form); neither
+    password ever goes into the audit event.
+    """
+    if not staff.check_password(current_password):
+        _refuse(
+            actor=staff,
+            action=AuditAction.PASSWORD_CHANGED,
+            staff=staff,
+            words="That is not your current password.",
+            before=None,
+        )
+    with transaction.atomic():
+        staff.set_password(new_password)
+        staff.save(update_fields=["password"])
+        audit_record(
+            actor=staff,
+            action=AuditAction.PASSWORD_CHANGED,
+            target_type=TargetType.STAFF,
+            target_id=staff.username,
+            message="own password changed",
+        )
+    return staff
+
+
+def otp_device_reset(*, actor: Any, staff: Staff) -> int:
+    """Remove a person's authenticator apps (lost phone); returns how many were removed.
+
+    Their verified sessions stop being verified at once; if two-factor is required they
+    set up a new app at their next page or sign-in. An Admin cannot reset their own.
+    """
+    if getattr(actor, "pk", None) == staff.pk:
+        devices = list(TOTPDevice.objects.filter(user=staff).values_list("confirmed", flat=True))
+        _refuse(
+            actor=actor,
+            action=AuditAction.OTP_DEVICE_RESET,
+            staff=staff,
+            words="You cannot reset your own two-factor sign-in; ask another Admin.",
+            before=_devices_snapshot(devices),
+        )
+    with transaction.atomic():
+        devices = list(
+            TOTPDevice.objects.select_for_update()
+            .filter(user=staff)
+            .values_list("confirmed", flat=True)
+        )
+        if not devices:
+            return 0
+        TOTPDevice.objects.filter(user=staff).delete()
+        who = getattr(actor, "username", str(actor))
+        audit_record(
+            actor=actor,
+            action=AuditAction.OTP_DEVICE_RESET,
+            target_type=TargetType.STAFF,
+            target_id=staff.username,
+            before=_devices_snapshot(devices),
+            after=_devices_snapshot([]),
+            message=f"{who} reset the two-factor sign-in of {staff.username}",
+        )
+    return len(devices)
+
+
+def _devices_snapshot(confirmed_flags: Iterable[bool]) -> dict[str, int]:
+    flags = list(confirmed_flags)
+    return {"confirmed_devices": sum(flags), "unconfirmed_devices": len(flags) - sum(flags)}

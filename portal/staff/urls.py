@@ -13,5 +13,7 @@ urlpatterns = [
     path("create/", views.staff_create, name="create"),
     path("<int:pk>/roles/", views.staff_roles, name="roles"),
     path("<int:pk>/deactivate/", views.staff_deactivate, name="deactivate"),
+    path("<int:pk>/two-factor/reset/", views.two_factor_reset, name="two-factor-reset"),
+    path("password/", views.password_change, name="password"),
     path("two-factor/requirement/", views.two_factor_requirement, name="two-factor-requirement"),
 ]

@@ -7,18 +7,23 @@ from urllib.parse import urlencode
 
 import django_otp
 from django.contrib import messages
+from django.contrib.auth import update_session_auth_hash
 from django.contrib.auth import views as auth_views
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render, resolve_url
 from django.urls import reverse
 from django.utils import timezone
 from django.utils.http import url_has_allowed_host_and_scheme
+from django.views.decorators.debug import sensitive_post_parameters
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
+from django_htmx.http import HttpResponseClientRedirect
 
 from portal.staff import selectors, services
 from portal.staff.access import require_perm
 from portal.staff.forms import (
+    OtpResetForm,
     OtpTokenForm,
+    PasswordChangeForm,
     RoleChangeForm,
     StaffCreateForm,
     TwoFactorRequirementForm,
@@ -30,6 +35,7 @@ from portal.staff.two_factor import qr_svg, secret_base32
 from portal.web import render_htmx
 
 PAGE = "staff/list.html"
+PASSWORD_PAGE = "staff/password.html"
 
 
 def _next_url(request: HttpRequest) -> str:
@@ -143,14 +149,27 @@ def _page_context(**extra: Any) -> dict[str, Any]:
 
 
 def _row_response(
-    request: HttpRequest, pk: int, *, error: str = "", status: int = 200
+    request: HttpRequest,
+    pk: int,
+    *,
+    error: str = "",
+    status: int = 200,
+    confirm_reset: bool = False,
 ) -> HttpResponse:
     if not getattr(request, "htmx", False):
         if error:
             messages.error(request, error)
+        if confirm_reset:
+            return render(request, PAGE, _page_context(confirm_reset_pk=pk), status=status)
         return redirect("staff:list")
     # With htmx the refusal shows in the row itself, next to what the person clicked.
-    context = {"person": selectors.staff_row(pk=pk), "roles": Role.values, "row_error": error}
+    context = {
+        "person": selectors.staff_row(pk=pk),
+        "roles": Role.values,
+        "row_error": error,
+        "confirm_reset_pk": pk if confirm_reset else None,
+        "security": selectors.security_settings_get() if confirm_reset else None,
+    }
     return render_htmx(request, PAGE, "staff-row", context, status=status)
 
 
@@ -243,3 +262,56 @@ def two_factor_requirement(request: HttpRequest) -> HttpResponse:
     if not getattr(request, "htmx", False):
         return redirect("staff:list")
     return render_htmx(request, PAGE, "security-panel", {"security": security})
+
+
+@require_http_methods(["GET", "POST"])
+@require_perm(MANAGE_STAFF)
+def two_factor_reset(request: HttpRequest, pk: int) -> HttpResponse:
+    """GET: confirm removing a person's authenticator app. POST (confirmed): remove it."""
+    person = get_object_or_404(Staff, pk=pk)
+    if request.method == "GET":
+        return _row_response(request, pk, confirm_reset=True)
+    form = OtpResetForm(request.POST)
+    if not form.is_valid():
+        error = "Confirm the reset to remove their authenticator app."
+        return _row_response(request, pk, error=error, status=422, confirm_reset=True)
+    try:
+        removed = services.otp_device_reset(actor=request.user, staff=person)
+    except services.StaffRefused as exc:
+        return _row_response(request, pk, error=str(exc), status=422)
+    if removed:
+        messages.success(
+            request,
+            f"Two-factor sign-in of {person} reset; they set up a new authenticator app "
+            "when two-factor is required, or may do so themselves.",
+        )
+    else:
+        messages.info(request, f"{person} had no authenticator app: nothing to reset.")
+    return _row_response(request, pk)
+
+
+# Your own password ---------------------------------------------------------------------------
+
+
+@require_http_methods(["GET", "POST"])
+@sensitive_post_parameters("current_password", "new_password1", "new_password2")
+def password_change(request: HttpRequest) -> HttpResponse:
+    """Change your own password; this session stays signed in, others end."""
+    form = PasswordChangeForm(request.POST or None, user=request.user)
+    if request.method == "GET":
+        return render_htmx(request, PASSWORD_PAGE, "password-form", {"form": form})
+    if not form.is_valid():
+        return render_htmx(request, PASSWORD_PAGE, "password-form", {"form": form}, status=422)
+    try:
+        services.staff_password_change(
+            staff=request.user,
+            current_password=form.cleaned_data["current_password"],
+            new_password=form.cleaned_data["new_password1"],
+        )
+    except services.StaffRefused as exc:
+        form.add_error("current_password", str(exc))
+        return render_htmx(request, PASSWORD_PAGE, "password-form", {"form": form}, status=422)
+    update_session_auth_hash(request, request.user)
+    messages.success(request, "Your password is changed. Other sessions of yours are signed out.")
+    url = reverse("staff:password")
+    return HttpResponseClientRedirect(url) if getattr(request, "htmx", False) else redirect(url)

@@ -84,3 +84,11 @@ class RoleForm(forms.Form):
 
 class LabelsForm(LabelsFields):
     pass
+
+
+class ReviewForm(forms.Form):
+    """ "Reviewed" on a user changed outside the portal: which differences the person saw."""
+
+    # The changed_outside_at the page showed; a newer difference must be looked at first.
+    seen = forms.CharField(max_length=64)
+    where = forms.ChoiceField(required=False, choices=[("", "detail"), ("row", "list row")])

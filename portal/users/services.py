@@ -21,12 +21,14 @@ from primeapi import models as prime_models
 from primeapi.errors import InvalidArgumentsError
 
 __all__ = [
+    "DifferencesChanged",
     "PrimeActionFailed",
     "SyncReport",
     "prime_sync",
     "prime_user_change_role",
     "prime_user_create",
     "prime_user_rename",
+    "prime_user_review_differences",
     "prime_user_set_status",
     "prime_user_update_labels",
 ]
@@ -204,6 +206,44 @@ def prime_user_update_labels(
             target_id=user.prime_id,
             before=before,
             after=user.labels(),
+        )
+    return user
+
+
+class DifferencesChanged(Exception):
+    """A sync found something new since the person looked; they must look again."""
+
+
+def prime_user_review_differences(*, user: PrimeUser, actor: Any, seen: str) -> PrimeUser:
+    """Clear the "changed outside the portal" badge after someone reviewed the differences.
+
+    `seen` is the badge's time as the person's page showed it (ISO 8601); when a sync has
+    flagged something newer since, nothing is cleared and DifferencesChanged is raised.
+    Returns the user unchanged (and audits nothing) when there is nothing to review.
+    """
+    with transaction.atomic():
+        user = PrimeUser.objects.select_for_update().get(pk=user.pk)
+        if user.changed_outside_at is None:
+            return user
+        if user.changed_outside_at.isoformat() != seen:
+            raise DifferencesChanged(
+                "Kraken showed further differences since you looked; review them again."
+            )
+        before = {
+            "changed_outside_at": user.changed_outside_at.isoformat(),
+            "changed_outside": list(user.changed_outside or []),
+        }
+        user.changed_outside_at = None
+        user.changed_outside = []
+        user.save(update_fields=["changed_outside_at", "changed_outside"])
+        audit_record(
+            actor=actor,
+            action=AuditAction.SYNC_DIFFERENCE_REVIEWED,
+            target_type=TargetType.PRIME_USER,
+            target_id=user.prime_id,
+            before=before,
+            after={"changed_outside_at": None, "changed_outside": []},
+            message="reviewed: " + "; ".join(before["changed_outside"]),
         )
     return user
 

@@ -14,5 +14,6 @@ urlpatterns = [
     path("<str:prime_id>/role/preview/", views.user_role_preview, name="role-preview"),
     path("<str:prime_id>/role/", views.user_role, name="role"),
     path("<str:prime_id>/labels/", views.user_labels, name="labels"),
+    path("<str:prime_id>/reviewed/", views.user_review, name="review"),
     path("<str:prime_id>/resync/", views.user_resync, name="resync"),
 ]

@@ -19,6 +19,7 @@ from portal.users.forms import (
     LabelsForm,
     PrimeUserCreateForm,
     RenameForm,
+    ReviewForm,
     RoleForm,
     StatusForm,
     UserFilterForm,
@@ -248,6 +249,42 @@ def user_labels(request: HttpRequest, prime_id: str) -> HttpResponse:
         return _panel(request, user, labels_form=form, status=422)
     services.prime_user_update_labels(user=user, actor=request.user, **form.cleaned_data)
     return _done(request, user, f"Labels of {user.name} saved.")
+
+
+@require_POST
+@require_perm(MANAGE_PRIME_USERS)
+def user_review(request: HttpRequest, prime_id: str) -> HttpResponse:
+    """ "Reviewed": clear the changed-outside-the-portal badge; answers with the row or panel."""
+    user = _get_user(prime_id)
+    form = ReviewForm(request.POST)
+    in_row = form.is_valid() and form.cleaned_data["where"] == "row"
+    error, status = "", 200
+    if not form.is_valid():
+        error, status = "Reload the page and review the differences it shows.", 422
+    else:
+        had_badge = user.changed_outside_at is not None
+        try:
+            services.prime_user_review_differences(
+                user=user, actor=request.user, seen=form.cleaned_data["seen"]
+            )
+        except services.DifferencesChanged as exc:
+            error, status = str(exc), 409
+        else:
+            if had_badge:
+                messages.success(request, f"Differences of {user.name} marked reviewed.")
+            else:
+                messages.info(request, f"Someone already reviewed the differences of {user.name}.")
+    user = _get_user(prime_id)
+    if not wants_fragment(request):
+        if error:
+            messages.error(request, error)
+        if in_row:
+            return redirect("users:list")
+        return redirect("users:detail", prime_id=prime_id)
+    if in_row:
+        context = {"u": user, "row_error": error}
+        return render_htmx(request, "users/list.html", "user-row", context, status=status)
+    return _panel(request, user, review_error=error, status=status)
 
 
 @require_POST

@@ -34,4 +34,20 @@ CASES = [
     Case("staff:roles", allowed=ADMIN, method="POST", kwargs=_someone),
     Case("staff:deactivate", allowed=ADMIN, method="POST", kwargs=_someone, htmx=True),
     Case("staff:two-factor-requirement", allowed=ADMIN, method="POST", htmx=True),
+    # Resetting someone's two-factor (lost phone): confirm, then remove.
+    Case("staff:two-factor-reset", allowed=ADMIN, kwargs=_someone),
+    Case("staff:two-factor-reset", allowed=ADMIN, kwargs=_someone, htmx=True),
+    Case(
+        "staff:two-factor-reset",
+        allowed=ADMIN,
+        method="POST",
+        kwargs=_someone,
+        data={"confirm": "on"},
+    ),
+    Case("staff:two-factor-reset", allowed=ADMIN, method="POST", kwargs=_someone, htmx=True),
+    # Your own password: anyone signed in.
+    Case("staff:password", allowed=EVERYONE_SIGNED_IN),
+    Case("staff:password", allowed=EVERYONE_SIGNED_IN, htmx=True),
+    Case("staff:password", allowed=EVERYONE_SIGNED_IN, method="POST"),
+    Case("staff:password", allowed=EVERYONE_SIGNED_IN, method="POST", htmx=True),
 ]

@@ -38,6 +38,6 @@ CASES = [
     Case("users:detail", allowed=ALL_ROLES, kwargs=_user),
     Case("users:detail", allowed=ALL_ROLES, kwargs=_user, htmx=True),
 ]
-for _name in ("rename", "status", "role-preview", "role", "labels", "resync"):
+for _name in ("rename", "status", "role-preview", "role", "labels", "resync", "review"):
     CASES.append(Case(f"users:{_name}", allowed=OPERATOR, method="POST", kwargs=_user))
     CASES.append(Case(f"users:{_name}", allowed=OPERATOR, method="POST", kwargs=_user, htmx=True))
