@@ -1,0 +1,1 @@
+"""Reproducible benchmarks of the portal at production volume (see bench/README.md)."""
