@@ -64,7 +64,7 @@ from primeapi.models import (
     api_users_from_api,
 )
 from primeapi.nonce import MonotonicNonce, NonceSource
-from primeapi.signing import decode_secret, sign
+from primeapi.signing import Signer, decode_secret
 
 __all__ = ["DEFAULT_USER_AGENT", "READ_ENDPOINTS", "WRITE_ENDPOINTS", "Observer", "PrimeClient"]
 
@@ -127,6 +127,10 @@ class _KeyGates:
         self._gates: dict[str, _KeyGate] = {}
 
     def gate(self, api_key: str) -> _KeyGate:
+        # Fast path without the lock (a dict read is atomic); create under the lock.
+        found = self._gates.get(api_key)
+        if found is not None:
+            return found
         with self._lock:
             return self._gates.setdefault(api_key, _KeyGate())
 
@@ -139,23 +143,6 @@ class _KeyGates:
 _GATES = _KeyGates()
 if hasattr(os, "register_at_fork"):
     os.register_at_fork(after_in_child=_GATES.reset)
-
-
-class _Secret:
-    """Holds the API secret so that no repr, str or vars() dump shows it."""
-
-    __slots__ = ("_value",)
-
-    def __init__(self, value: str) -> None:
-        self._value = value
-
-    def reveal(self) -> str:
-        return self._value
-
-    def __repr__(self) -> str:
-        return "<secret>"
-
-    __str__ = __repr__
 
 
 def mask_key(api_key: str) -> str:
@@ -206,7 +193,7 @@ class PrimeClient:
         self._base_url = base_url.rstrip("/")
         self._path_prefix = parts.path.rstrip("/")
         self._api_key = api_key.strip()
-        self._secret = _Secret(api_secret.strip())
+        self._signer = Signer(api_secret.strip())
         self._owns_session = session is None
         self._session = session if session is not None else requests.Session()
         self._timeout = timeout
@@ -310,9 +297,7 @@ class PrimeClient:
             body = encode_body(nonce, params)
             headers = {
                 "API-Key": self._api_key,
-                "API-Sign": sign(
-                    secret=self._secret.reveal(), url_path=url_path, nonce=nonce, body=body
-                ),
+                "API-Sign": self._signer.sign(url_path=url_path, nonce=nonce, body=body),
                 "Content-Type": "application/json",
                 "User-Agent": self._user_agent,
             }
@@ -482,13 +467,17 @@ class PrimeClient:
 # --- helpers (module level so tests can exercise them directly) ----------------------------
 
 
+# One encoder for every request (building one per call cost ~1 µs of ~8).
+_COMPACT_JSON = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False, allow_nan=False)
+
+
 def encode_body(nonce: int, params: Mapping[str, Any]) -> bytes:
     """Compact JSON with the nonce first; fields whose value is None are left out."""
     payload: dict[str, Any] = {"nonce": nonce}
-    payload.update((key, value) for key, value in params.items() if value is not None)
-    return json.dumps(payload, separators=(",", ":"), ensure_ascii=False, allow_nan=False).encode(
-        "utf-8"
-    )
+    for key, value in params.items():
+        if value is not None:
+            payload[key] = value
+    return _COMPACT_JSON.encode(payload).encode("utf-8")
 
 
 def read_envelope(response: requests.Response, endpoint: str) -> tuple[Any, tuple[str, ...]]:

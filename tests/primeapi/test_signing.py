@@ -86,3 +86,24 @@ def test_a_bad_secret_is_named_without_being_shown():
     assert "base64" in str(excinfo.value)
     assert bad not in str(excinfo.value)
     assert bad not in repr(excinfo.value)
+
+
+def test_a_signer_agrees_with_sign_and_hides_its_secret():
+    from primeapi.signing import Signer
+
+    signer = Signer(SECRET)
+    for path, body in (
+        (
+            "/0/private/AddOrder",
+            "nonce=1616492376594&ordertype=limit&pair=XBTUSD&price=37500&type=buy&volume=1.25",
+        ),
+        ("/0/private/GetCustodyTask?id=TGWOJ4JQPOTZT2", b'{"nonce":1616492376594}'),
+    ):
+        # Twice: the keyed HMAC is reused and must not carry state between calls.
+        for _ in range(2):
+            assert signer.sign(url_path=path, nonce=NONCE, body=body) == sign(
+                secret=SECRET, url_path=path, nonce=NONCE, body=body
+            )
+    assert SECRET not in repr(signer)
+    with pytest.raises(InvalidSecretError):
+        Signer("6xq8p1mvk9r3n7swt2l5cj4eaydhzbf").sign(url_path="/x", nonce=1, body="{}")
