@@ -9,10 +9,11 @@ from datetime import datetime, timedelta
 from decimal import Decimal
 
 from django.conf import settings
-from django.db.models import Count, Q, QuerySet
+from django.db.models import Q, QuerySet
 from django.utils import timezone
 
 from portal.audit.models import AuditEvent, TargetType
+from portal.db import count_per_row
 from portal.settlement.models import (
     OPEN_STATES,
     Batch,
@@ -36,10 +37,14 @@ def batch_list(
     created_until: datetime | None = None,
 ) -> QuerySet[Batch]:
     """Mirrored batches, newest first, with their leg counts (one query per page)."""
-    batches = Batch.objects.annotate(
-        legs_total=Count("legs"),
-        legs_settled=Count("legs", filter=Q(legs__status=LegStatus.SETTLED)),
-    ).order_by("-created_at", "-id")
+    batches = (
+        Batch.objects.defer("trade_ids")  # the list never shows them; they can be long
+        .annotate(
+            legs_total=count_per_row(Leg.objects.all(), "batch"),
+            legs_settled=count_per_row(Leg.objects.filter(status=LegStatus.SETTLED), "batch"),
+        )
+        .order_by("-created_at", "-id")
+    )
     if status:
         batches = batches.filter(status=status)
     if created_from is not None:

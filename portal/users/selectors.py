@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 
 from django.db.models import Count, Q, QuerySet
 
+from portal.db import count_per_row
 from portal.keys.models import ApiKey
 from portal.users.models import PrimeUser
 from primeapi.models import ROLE_PERMISSIONS
@@ -73,12 +74,8 @@ def prime_user_list(
     page_size: int = PAGE_SIZE,
 ) -> UserPage:
     """A page of users ordered by name, with active key counts: one query, no COUNT(*)."""
-    users = _filtered(search, role, status).annotate(
-        key_count=Count(
-            "keys",
-            filter=Q(keys__revoked_at__isnull=True, keys__missing_upstream_at__isnull=True),
-        )
-    )
+    active_keys = ApiKey.objects.filter(revoked_at__isnull=True, missing_upstream_at__isnull=True)
+    users = _filtered(search, role, status).annotate(key_count=count_per_row(active_keys, "user"))
     after_pos, before_pos = decode_cursor(after), decode_cursor(before)
     if before_pos is not None:
         name, pk = before_pos
