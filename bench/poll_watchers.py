@@ -48,6 +48,8 @@ from pathlib import Path
 
 import requests
 
+from portal.actors import SystemActor
+
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 PY = str(ROOT / ".venv" / "bin" / "python") if (ROOT / ".venv").exists() else sys.executable
@@ -158,7 +160,7 @@ class Bench:
         control.add_trades(TRADES)
         batch = services.batch_create(asset_kind="currency", actor=operator)
         control.confirm_batch(batch.prime_batch_id)
-        services.batch_refresh(prime_batch_id=batch.prime_batch_id, actor="bench")
+        services.batch_refresh(prime_batch_id=batch.prime_batch_id, actor=SystemActor.POLLER)
         btc = Leg.objects.select_related("batch").get(batch=batch, asset="BTC")
         intent = services.leg_request(leg=btc, actor=operator)
         from django.db import connections

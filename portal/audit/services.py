@@ -11,6 +11,7 @@ from typing import Any
 from django.db import transaction
 from django.utils import timezone
 
+from portal.actors import Actor, actor_label, actor_staff
 from portal.audit import context
 from portal.audit.chain import (
     EPOCH,
@@ -37,15 +38,10 @@ class SecretInAuditEvent(ValueError):
     """A secret value survived redaction; the event is refused rather than stored."""
 
 
-def _actor_fields(actor: Any) -> tuple[int | None, str]:
-    """A staff member, or a system process named by a string such as 'prime_poll'."""
-    if actor is None:
-        return None, "anonymous"
-    if isinstance(actor, str):
-        return None, f"system:{actor}"
-    if getattr(actor, "is_authenticated", False):
-        return actor.pk, actor.get_username()
-    return None, "anonymous"
+def _actor_fields(actor: Actor | None) -> tuple[int | None, str]:
+    """The staff id (None for a system actor or nobody) and the actor's label."""
+    staff = actor_staff(actor)
+    return (staff.pk if staff is not None else None), actor_label(actor)
 
 
 def _client_ip(value: str | None) -> str:
@@ -76,7 +72,7 @@ def _lock_head() -> AuditChainHead:
 
 def audit_record(
     *,
-    actor: Any,
+    actor: Actor | None,
     action: AuditAction,
     target_type: TargetType,
     target_id: str = "",
@@ -91,7 +87,7 @@ def audit_record(
 ) -> AuditEvent:
     """Append one event to the chain, inside the caller's transaction (or its own).
 
-    `actor` is a Staff member, or a string naming a system process. `before`,
+    `actor` is a staff member or a named system actor (None: nobody signed in). `before`,
     `after` and `prime_response` become plain JSON (dataclasses, Decimals and
     datetimes included) and are redacted (see `portal.audit.redact`). Pass the
     secret values you hold in `secrets` (a new key's secret, a password being

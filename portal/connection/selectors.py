@@ -7,24 +7,15 @@ from datetime import datetime
 
 from django.db.models import OuterRef, Subquery
 
-from portal import prime
-from portal.connection.crypto import decrypt_secret
+from portal.connection import resolve
 from portal.connection.models import ConnectionHealth, HealthStatus, StoredConnection
 
-__all__ = ["PrimeStatus", "connection_status", "stored_connection_get", "stored_credentials"]
+__all__ = ["PrimeStatus", "connection_status", "stored_connection_get"]
 
 
 def stored_connection_get() -> StoredConnection | None:
     """The connection an Admin stored, or None."""
     return StoredConnection.objects.filter(pk=StoredConnection.SINGLETON_ID).first()
-
-
-def stored_credentials() -> tuple[str, str, str] | None:
-    """(url, api_key, secret) of the stored connection, decrypted; None when none is stored."""
-    stored = stored_connection_get()
-    if stored is None:
-        return None
-    return stored.api_url, stored.api_key, decrypt_secret(stored.secret_encrypted)
 
 
 @dataclass(frozen=True)
@@ -59,15 +50,15 @@ class PrimeStatus:
 _HEALTH_FIELDS = ("status", "last_success_at", "failing_since", "last_error")
 
 
-def _status(url: str, source: prime.ConnectionSource, health: dict) -> PrimeStatus:
-    host = prime.PrimeConnection(url=url, api_key="-", api_secret="", source=source).host
+def _status(url: str, source: resolve.ConnectionSource, health: dict) -> PrimeStatus:
+    host = resolve.PrimeConnection(url=url, api_key="-", api_secret="", source=source).host
     return PrimeStatus(
         configured=True,
         source=source.value,
         source_label=source.label,
         url=url,
         host=host,
-        is_sandbox=prime.is_loopback_host(host),
+        is_sandbox=resolve.is_loopback_host(host),
         status=health.get("status") or "",
         last_success_at=health.get("last_success_at"),
         failing_since=health.get("failing_since"),
@@ -78,8 +69,8 @@ def _status(url: str, source: prime.ConnectionSource, health: dict) -> PrimeStat
 def connection_status() -> PrimeStatus:
     """The connection in force and its health, in at most one query."""
     try:
-        found = prime.environment_connection()
-    except prime.PrimeNotConfigured as exc:
+        found = resolve.environment_connection()
+    except resolve.PrimeNotConfigured as exc:
         return PrimeStatus(configured=False, problem=str(exc))
     if found is not None:
         health = (
@@ -99,4 +90,4 @@ def connection_status() -> PrimeStatus:
             problem="No Prime connection is configured yet.",
         )
     health = {name: stored[f"h_{name}"] for name in _HEALTH_FIELDS}
-    return _status(stored["api_url"], prime.ConnectionSource.SETTINGS_PAGE, health)
+    return _status(stored["api_url"], resolve.ConnectionSource.SETTINGS_PAGE, health)

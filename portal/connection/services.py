@@ -10,10 +10,9 @@ from django.core.exceptions import ImproperlyConfigured
 from django.db import transaction
 from django.utils import timezone
 
-from portal import prime
 from portal.audit.models import AuditAction, Outcome, TargetType
 from portal.audit.services import audit_record
-from portal.connection import crypto
+from portal.connection import crypto, door, resolve
 from portal.connection.models import StoredConnection
 from primeapi.client import mask_key
 from primeapi.errors import PrimeError
@@ -55,8 +54,8 @@ def _snapshot(stored: StoredConnection | None) -> dict[str, Any] | None:
 
 def _refuse_if_environment(*, actor: Any, doing: str) -> None:
     try:
-        found = prime.environment_connection()
-    except prime.PrimeNotConfigured as exc:
+        found = door.environment_connection()
+    except door.PrimeNotConfigured as exc:
         words = f"{exc} While the environment sets part of the connection, the page is read-only."
     else:
         if found is None:
@@ -110,7 +109,7 @@ def connection_store(
             stored = StoredConnection(pk=StoredConnection.SINGLETON_ID)
         stored.api_url = api_url
         stored.api_key = api_key
-        stored.fingerprint = prime.health_fingerprint(api_url, api_key, api_secret)
+        stored.fingerprint = resolve.health_fingerprint(api_url, api_key, api_secret)
         if token is not None:
             stored.secret_encrypted = token
             stored.secret_set_at = now
@@ -180,10 +179,10 @@ class ConnectionTestResult:
 def connection_test() -> ConnectionTestResult:
     """Call ListPrimeApiUsers with the connection in force and say what happened."""
     try:
-        connection = prime.resolve_connection()
-        client = prime.get_prime_client()
+        connection = door.resolve_connection()
+        client = door.get_prime_client()
     except PrimeError as exc:
-        return ConnectionTestResult(ok=False, message=prime.describe_error(exc))
+        return ConnectionTestResult(ok=False, message=door.describe_error(exc))
     started = time.monotonic()
     try:
         users = client.list_api_users()
@@ -191,7 +190,7 @@ def connection_test() -> ConnectionTestResult:
         took = round((time.monotonic() - started) * 1000)
         return ConnectionTestResult(
             ok=False,
-            message=f"{connection.host} did not accept the test call: {prime.describe_error(exc)}",
+            message=f"{connection.host} did not accept the test call: {door.describe_error(exc)}",
             host=connection.host,
             duration_ms=took,
         )

@@ -6,7 +6,7 @@ from django.contrib import messages
 from django.http import HttpRequest, HttpResponse
 from django.views.decorators.http import require_GET, require_POST
 
-from portal import prime
+from portal.connection import door
 from portal.connection.forms import ConnectionForm
 from portal.connection.selectors import connection_status, stored_connection_get
 from portal.connection.services import (
@@ -25,9 +25,9 @@ TEMPLATE = "connection/settings.html"
 def _page_context(form: ConnectionForm | None = None, **extra) -> dict:
     stored = stored_connection_get()
     try:
-        environment = prime.environment_connection()
+        environment = door.environment_connection()
         environment_problem = ""
-    except prime.PrimeNotConfigured as exc:
+    except door.PrimeNotConfigured as exc:
         environment, environment_problem = None, str(exc)
     if form is None:
         initial = {"api_url": stored.api_url, "api_key": stored.api_key} if stored else None

@@ -16,10 +16,10 @@ from django.views.decorators.debug import sensitive_variables
 
 from portal.audit.models import AuditAction, TargetType
 from portal.audit.services import audit_record
+from portal.connection.door import PrimeActionFailed, audit_json, call_prime
 from portal.keys.allowlist import parse_allowlist
 from portal.keys.models import ApiKey, KeyIssueRequest
 from portal.users.models import PrimeUser
-from portal.users.prime_calls import PrimeActionFailed, call_prime, plain
 
 __all__ = [
     "AllowlistRefused",
@@ -126,7 +126,7 @@ def key_issue(
             target_id=key.prime_key_id,
             after={**key.snapshot(), "label": label, "requested_whitelisted_ips": entries},
             prime_endpoint="CreatePrimeApiUserKey",
-            prime_response=plain(public),
+            prime_response=audit_json(public),
         )
     secret = issued.api_secret
     if not entries:
@@ -193,7 +193,7 @@ def _save_allowlist(*, key: ApiKey, actor: Any, entries: list[str]) -> ApiKey:
             before=before,
             after=key.snapshot(),
             prime_endpoint="UpdatePrimeApiUserKey",
-            prime_response=plain(updated),
+            prime_response=audit_json(updated),
         )
     return key
 

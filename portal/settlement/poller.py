@@ -22,14 +22,15 @@ from datetime import timedelta
 
 from django.db import close_old_connections
 
-from portal import prime
+from portal.actors import SystemActor
+from portal.connection import door
 from portal.settlement import selectors, services
 from portal.settlement.models import Batch
 from primeapi import errors as prime_errors
 
 logger = logging.getLogger("portal.settlement.poller")
 
-ACTOR = "prime_poll"
+ACTOR = SystemActor.POLLER
 DISCOVER_LIMIT = 20
 
 
@@ -148,7 +149,7 @@ class Poller:
         self.discover_every = discover_every
         self.left_behind_after = timedelta(seconds=left_behind_after)
         self._clock = clock
-        self._client_factory = client_factory or prime.get_prime_client
+        self._client_factory = client_factory or door.get_prime_client
         self._last_discovery: float | None = None
         self._cycles = 0
 

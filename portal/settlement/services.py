@@ -27,9 +27,10 @@ from django.conf import settings
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
-from portal import prime
+from portal.actors import Actor, SystemActor
 from portal.audit.models import AuditAction, Outcome, TargetType
 from portal.audit.services import audit_record
+from portal.connection import door
 from portal.settlement.models import (
     OPEN_STATES,
     UNSENT_STATES,
@@ -265,7 +266,7 @@ def describe_settle_refusal(exc: prime_errors.PrimeError) -> str:
         )
     if "unknown batch" in detail or "unknown asset" in detail:
         return f"Kraken refused: it does not know this {detail.split()[-1]}. Nothing was sent."
-    return prime.describe_error(exc) + " The leg can be requested again."
+    return door.describe_error(exc) + " The leg can be requested again."
 
 
 # --- the mirror -----------------------------------------------------------------------------
@@ -570,9 +571,9 @@ def batch_apply(
 def batch_refresh(*, prime_batch_id: str, actor: Any) -> ApplySummary:
     """Ask Kraken for one batch (GetPrimeSettlementBatch) and bring the mirror up to date."""
     try:
-        remote = prime.get_prime_client().get_settlement_batch(prime_batch_id)
+        remote = door.get_prime_client().get_settlement_batch(prime_batch_id)
     except prime_errors.PrimeError as exc:
-        raise SettlementError("Could not check with Kraken: " + prime.describe_error(exc)) from exc
+        raise SettlementError("Could not check with Kraken: " + door.describe_error(exc)) from exc
     return batch_apply(remote=remote, actor=actor)
 
 
@@ -588,7 +589,7 @@ def batch_create(*, asset_kind: str, actor: Any) -> Batch:
         )
         raise NotAllowedError("You need the Operator role to create a batch.")
     try:
-        remote = prime.get_prime_client().create_settlement_batch(asset_kind)
+        remote = door.get_prime_client().create_settlement_batch(asset_kind)
     except prime_errors.InvalidArgumentsError as exc:
         detail = (exc.detail or "").lower()
         outcome = Outcome.REFUSED
@@ -607,7 +608,7 @@ def batch_create(*, asset_kind: str, actor: Any) -> Batch:
                 "batch. Nothing was created."
             )
         else:
-            message = prime.describe_error(exc)
+            message = door.describe_error(exc)
         _audit_batch_refusal(actor, asset_kind, exc, message, outcome)
         raise SettlementError(message) from exc
     except prime_errors.PrimeError as exc:
@@ -619,7 +620,7 @@ def batch_create(*, asset_kind: str, actor: Any) -> Batch:
             )
             outcome = Outcome.UNKNOWN
         else:
-            message = prime.describe_error(exc)
+            message = door.describe_error(exc)
             outcome = Outcome.FAILED
         _audit_batch_refusal(actor, asset_kind, exc, message, outcome)
         raise SettlementError(message) from exc
@@ -663,7 +664,7 @@ def _find_active_batch(*, asset_kind: str, actor: Any) -> Batch | None:
     if known is not None:
         return known
     try:
-        client = prime.get_prime_client()
+        client = door.get_prime_client()
         page = client.list_settlement_batches(statuses=list(ACTIVE_STATUSES), limit=50)
         found = next((b for b in page.batches if b.asset_kind == asset_kind), None)
         if found is None:
@@ -678,7 +679,7 @@ def _find_active_batch(*, asset_kind: str, actor: Any) -> Batch | None:
 # --- four eyes ------------------------------------------------------------------------------
 
 
-def requests_expire_stale(*, actor: Any = "expiry", batch: Batch | None = None) -> int:
+def requests_expire_stale(*, actor: Actor = SystemActor.EXPIRY, batch: Batch | None = None) -> int:
     """Expire requests nobody approved in time; returns how many."""
     now = timezone.now()
     stale = SettlementRequest.objects.filter(state=IntentState.REQUESTED, expires_at__lte=now)
@@ -731,7 +732,7 @@ def leg_request(*, leg: Leg, actor: Any) -> SettlementRequest:
             .select_related("batch")
             .filter(leg=locked, state=IntentState.REQUESTED, expires_at__lte=now)
         ):
-            _expire(stale, actor="expiry", now=now)
+            _expire(stale, actor=SystemActor.EXPIRY, now=now)
         open_intent = SettlementRequest.objects.filter(leg=locked, state__in=OPEN_STATES).first()
         if locked.batch.is_final:
             refusal = "This batch is completed; there is nothing left to settle."
@@ -809,7 +810,7 @@ def leg_reject(*, request_id: int, actor: Any, reason: str) -> SettlementRequest
             .get(pk=request_id)
         )
         if intent.state == IntentState.REQUESTED and intent.expires_at <= now:
-            _expire(intent, actor="expiry", now=now)
+            _expire(intent, actor=SystemActor.EXPIRY, now=now)
         if intent.state == IntentState.REQUESTED:
             reason = reason[:1000]
             _move_intent(
@@ -871,7 +872,7 @@ def leg_approve(*, request_id: int, actor: Any) -> ActionResult:
         )
         if intent.state == IntentState.REQUESTED:
             if intent.expires_at <= now:
-                _expire(intent, actor="expiry", now=now)
+                _expire(intent, actor=SystemActor.EXPIRY, now=now)
                 refusal = intent.note
             elif (intent.leg.amount, intent.leg.direction) != (intent.amount, intent.direction):
                 _void_against_mirror(intent, actor=actor, now=now)
@@ -939,7 +940,7 @@ def intent_send(*, request_id: int, actor: Any) -> ActionResult:
     result: prime_models.SettleResult | None = None
     error: BaseException | None = None
     try:
-        result = prime.get_prime_client().settle_settlement_batch_asset(prime_batch_id, asset)
+        result = door.get_prime_client().settle_settlement_batch_asset(prime_batch_id, asset)
     except Exception as exc:  # anything at all: the call may have reached Kraken
         error = exc
     return _record_send(request_id=request_id, actor=actor, result=result, error=error)

@@ -12,11 +12,12 @@ from typing import Any
 from django.db import transaction
 from django.utils import timezone
 
+from portal.actors import SystemActor
 from portal.audit.models import AuditAction, Outcome, TargetType
 from portal.audit.services import audit_record
+from portal.connection.door import PrimeActionFailed, audit_json, call_prime
 from portal.keys.models import ApiKey
 from portal.users.models import PrimeRole, PrimeUser, PrimeUserStatus
-from portal.users.prime_calls import PrimeActionFailed, call_prime, plain
 from primeapi import models as prime_models
 from primeapi.errors import InvalidArgumentsError
 
@@ -33,7 +34,7 @@ __all__ = [
     "prime_user_update_labels",
 ]
 
-SYNC_ACTOR = "prime_sync"
+SYNC_ACTOR = SystemActor.SYNC
 ProgressCallback = Callable[[int, int, str], None]
 
 
@@ -94,7 +95,7 @@ def prime_user_create(
             target_id=user.prime_id,
             after={**user.snapshot(), **user.labels()},
             prime_endpoint="CreatePrimeApiUser",
-            prime_response=plain(upstream),
+            prime_response=audit_json(upstream),
         )
     return user
 
@@ -125,7 +126,7 @@ def _update_user(
             before=before,
             after=user.snapshot(),
             prime_endpoint="UpdatePrimeApiUser",
-            prime_response=plain(upstream),
+            prime_response=audit_json(upstream),
         )
     return user
 
@@ -184,7 +185,7 @@ def prime_user_change_role(*, user: PrimeUser, actor: Any, role: str) -> PrimeUs
                 "key_permissions": {k.prime_key_id: permissions for k in keys},
             },
             prime_endpoint="UpdatePrimeApiUserRoles",
-            prime_response=plain(upstream),
+            prime_response=audit_json(upstream),
         )
     return user
 

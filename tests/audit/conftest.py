@@ -8,6 +8,7 @@ import pytest
 from django.db import connection
 from django.utils import timezone
 
+from portal.actors import SystemActor
 from portal.audit.models import AuditAction, Outcome, TargetType
 from portal.audit.services import audit_record
 
@@ -17,7 +18,7 @@ def record(n: int = 1, **overrides):
     event = None
     for i in range(n):
         fields = {
-            "actor": "test",
+            "actor": SystemActor.COMMAND_LINE,
             "action": AuditAction.KEY_LABEL_CHANGED,
             "target_type": TargetType.KEY,
             "target_id": f"KEY{i:04d}",
@@ -74,7 +75,7 @@ def varied_events(db, admin, operator, clock):
         (operator, AuditAction.KEY_ISSUED, TargetType.KEY, "KEYAAAAAAAAA1", Outcome.SUCCEEDED),
         (operator, AuditAction.KEY_REVOKED, TargetType.KEY, "KEYAAAAAAAAA1", Outcome.FAILED),
         (
-            "prime_poll",
+            SystemActor.POLLER,
             AuditAction.BATCH_STATUS_CHANGED,
             TargetType.BATCH,
             "B_ABCDEFGH",

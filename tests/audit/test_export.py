@@ -72,27 +72,27 @@ def test_an_unfiltered_export_is_proven_untouched_and_complete(exporting, tmp_pa
 
 def test_the_export_is_audited_with_its_filter(exporting, tmp_path):
     record(2)
-    download(exporting, tmp_path, "csv", actor="system:test")
+    download(exporting, tmp_path, "csv", actor="system:command_line")
     event = AuditEvent.objects.filter(action=AuditAction.AUDIT_EXPORTED).get()
     assert event.actor_label == "vic.viewer"
-    assert event.after["filter"] == {"actor": "system:test"}
+    assert event.after["filter"] == {"actor": "system:command_line"}
     assert event.after["format"] == "csv"
 
 
 def test_csv_rows_hold_every_hashed_field_and_the_trailer(exporting, tmp_path):
     last = record(3)
-    rows = rows_of(download(exporting, tmp_path, "csv", actor="system:test"))
+    rows = rows_of(download(exporting, tmp_path, "csv", actor="system:command_line"))
     assert rows[0][:3] == ["seq", "occurred_at", "actor_id"] and rows[0][-1] == "hash"
     assert rows[-2][0] == str(last.seq) and rows[-2][-1] == last.hash
     assert rows[-1][0] == "#proof"
     proof = json.loads(rows[-1][1])
-    assert proof["rows"] == 3 and proof["filter"] == {"actor": "system:test"}
+    assert proof["rows"] == 3 and proof["filter"] == {"actor": "system:command_line"}
     assert proof["contiguous"] is False
 
 
 def test_jsonl_rows_are_objects_with_nested_json(exporting, tmp_path):
     record(2, after={"b": {"c": [1]}})
-    lines = read_lines(download(exporting, tmp_path, "jsonl", actor="system:test"))
+    lines = read_lines(download(exporting, tmp_path, "jsonl", actor="system:command_line"))
     first = json.loads(lines[0])
     assert first["after"] == {"b": {"c": [1]}}
     assert first["occurred_at"].endswith("Z")
@@ -167,7 +167,7 @@ def test_reordered_rows_are_named(exporting, tmp_path):
 
 def test_an_edited_proof_trailer_is_caught(exporting, tmp_path):
     record(3)
-    path = download(exporting, tmp_path, "jsonl", actor="system:test")
+    path = download(exporting, tmp_path, "jsonl", actor="system:command_line")
     lines = read_lines(path)
     proof = json.loads(lines[-1])
     proof["audit_export_proof"]["rows"] = 2

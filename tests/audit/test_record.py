@@ -8,6 +8,7 @@ from decimal import Decimal
 import pytest
 from django.db import connection, transaction
 
+from portal.actors import SystemActor
 from portal.audit import context
 from portal.audit.chain import GENESIS_HASH, event_hash, fields_of, json_text
 from portal.audit.models import AuditAction, AuditChainHead, AuditEvent, Outcome, TargetType
@@ -40,7 +41,7 @@ def test_a_staff_actor_and_a_system_actor_are_named(db, operator):
         actor=operator, action=AuditAction.KEY_ISSUED, target_type=TargetType.KEY
     )
     by_process = audit_record(
-        actor="prime_poll", action=AuditAction.LEG_STATUS_CHANGED, target_type=TargetType.LEG
+        actor=SystemActor.POLLER, action=AuditAction.LEG_STATUS_CHANGED, target_type=TargetType.LEG
     )
     assert (by_person.actor_id, by_person.actor_label) == (operator.pk, "otto.operator")
     assert (by_process.actor_id, by_process.actor_label) == (None, "system:prime_poll")

@@ -8,6 +8,7 @@ import json
 import pytest
 from django.db import connection
 
+from portal.actors import SystemActor
 from portal.audit.models import AuditAction, TargetType
 from portal.audit.redact import REDACTED, is_secret_name, redact
 from portal.audit.services import SecretInAuditEvent, audit_record
@@ -83,7 +84,10 @@ def test_long_base64_blobs_are_redacted_but_hex_digests_are_kept():
 def test_a_too_short_secret_value_is_refused(db):
     with pytest.raises(ValueError, match="at least"):
         audit_record(
-            actor="t", action=AuditAction.KEY_ISSUED, target_type=TargetType.KEY, secrets=["abc"]
+            actor=SystemActor.COMMAND_LINE,
+            action=AuditAction.KEY_ISSUED,
+            target_type=TargetType.KEY,
+            secrets=["abc"],
         )
 
 
@@ -91,7 +95,7 @@ def test_an_event_is_refused_rather_than_stored_if_a_secret_survives(db, monkeyp
     monkeypatch.setattr("portal.audit.services.scrub_text", lambda text, secrets: text)
     with pytest.raises(SecretInAuditEvent):
         audit_record(
-            actor="t",
+            actor=SystemActor.COMMAND_LINE,
             action=AuditAction.KEY_ISSUED,
             target_type=TargetType.KEY,
             message=f"oops {INNOCENT_SECRET}",

@@ -10,6 +10,7 @@ from django.template import Context, Template
 from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 
+from portal.actors import SystemActor
 from portal.audit.links import history_url
 from portal.audit.models import AuditAction, AuditEvent, Outcome, TargetType
 from portal.audit.selectors import PER_PAGE
@@ -161,7 +162,7 @@ def test_the_page_costs_the_same_queries_for_10_and_500_events(viewing, db):
     def count_queries() -> int:
         with CaptureQueriesContext(connection) as queries:
             assert viewing.get(LIST).status_code == 200
-            assert viewing.get(LIST, {"actor": "system:test", "since": "2020-01-01T00:00"})
+            assert viewing.get(LIST, {"actor": "system:command_line", "since": "2020-01-01T00:00"})
         return len(queries)
 
     record(10)
@@ -172,7 +173,7 @@ def test_the_page_costs_the_same_queries_for_10_and_500_events(viewing, db):
 
 def test_the_detail_shows_the_diff_kraken_and_the_hashes(viewing, db):
     event = audit_record(
-        actor="prime_poll",
+        actor=SystemActor.POLLER,
         action=AuditAction.KEY_ALLOWLIST_CHANGED,
         target_type=TargetType.KEY,
         target_id="KEY9",

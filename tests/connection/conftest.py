@@ -9,14 +9,13 @@ from cryptography.fernet import Fernet
 @pytest.fixture(autouse=True)
 def _fresh_prime_process_state():
     """Per-process caches (clients, last health write) start empty in every test."""
-    from portal import prime
-    from portal.connection import health, nonce
+    from portal.connection import door, health, nonce
 
-    prime.forget_clients()
+    door.forget_clients()
     health.forget_written()
     nonce.forget_process_state()
     yield
-    prime.forget_clients()
+    door.forget_clients()
     health.forget_written()
     nonce.forget_process_state()
 

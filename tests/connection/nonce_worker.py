@@ -18,7 +18,7 @@ def main() -> int:
     import django
 
     django.setup()
-    from portal.prime import get_prime_client
+    from portal.connection.door import get_prime_client
     from primeapi.errors import PrimeError
 
     get_prime_client()  # connect and build before the start line

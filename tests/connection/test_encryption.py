@@ -11,9 +11,9 @@ from django.core.management import call_command
 from django.core.management.base import CommandError
 from django.db import connection
 
-from portal import prime
+from portal.actors import SystemActor
 from portal.audit.models import AuditAction, AuditEvent
-from portal.connection import crypto
+from portal.connection import crypto, door
 from portal.connection.checks import encryption_keys_set, encryption_keys_valid
 from portal.connection.models import StoredConnection
 from portal.connection.services import connection_store
@@ -31,7 +31,10 @@ def _column() -> str:
 
 def _store() -> None:
     connection_store(
-        actor="test", api_url="https://api.kraken.com", api_key="K" * 56, api_secret=SECRET
+        actor=SystemActor.COMMAND_LINE,
+        api_url="https://api.kraken.com",
+        api_key="K" * 56,
+        api_secret=SECRET,
     )
 
 
@@ -42,7 +45,7 @@ def test_the_database_column_never_contains_the_plaintext_secret(
     column = _column()
     assert SECRET not in column
     assert crypto.decrypt_secret(column) == SECRET
-    assert prime.resolve_connection().api_secret == SECRET
+    assert door.resolve_connection().api_secret == SECRET
 
 
 def test_rotation_re_encrypts_with_the_new_key_so_the_old_one_can_be_dropped(
@@ -60,10 +63,10 @@ def test_rotation_re_encrypts_with_the_new_key_so_the_old_one_can_be_dropped(
     assert "Re-encrypted 1 stored secret(s)" in capsys.readouterr().out
 
     settings.PORTAL_ENCRYPTION_KEYS = [new]
-    assert prime.resolve_connection().api_secret == SECRET
+    assert door.resolve_connection().api_secret == SECRET
     settings.PORTAL_ENCRYPTION_KEYS = [old]
-    with pytest.raises(prime.PrimeNotConfigured, match="cannot be decrypted"):
-        prime.resolve_connection()
+    with pytest.raises(door.PrimeNotConfigured, match="cannot be decrypted"):
+        door.resolve_connection()
 
     (event,) = AuditEvent.objects.filter(action=AuditAction.ENCRYPTION_ROTATED)
     assert event.actor_label == "system:rotate_encryption_key"
@@ -89,10 +92,10 @@ def test_development_derives_a_key_from_the_secret_key(no_prime_environment, set
     settings.PRODUCTION = False
     _store()
     assert SECRET not in _column()
-    assert prime.resolve_connection().api_secret == SECRET
+    assert door.resolve_connection().api_secret == SECRET
     settings.SECRET_KEY = "another-secret-key-" * 4
-    with pytest.raises(prime.PrimeNotConfigured, match="cannot be decrypted"):
-        prime.resolve_connection()
+    with pytest.raises(door.PrimeNotConfigured, match="cannot be decrypted"):
+        door.resolve_connection()
 
 
 def test_production_refuses_to_store_without_encryption_keys(settings):

@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from portal import prime
+from portal.connection import door
 from portal.connection.services import connection_store
 from primeapi.client import PrimeClient
 
@@ -14,7 +14,7 @@ pytestmark = pytest.mark.django_db
 
 
 def test_it_calls_the_sandbox_with_the_environment_credentials(prime_settings):
-    client = prime.get_prime_client()
+    client = door.get_prime_client()
     assert isinstance(client, PrimeClient)
     assert client.base_url == prime_settings.url
     assert client.list_api_users() == ()
@@ -29,9 +29,9 @@ def test_the_environment_wins_over_the_stored_connection(
     no_prime_environment.PRIME_API_URL = prime_settings.url
     no_prime_environment.PRIME_API_KEY = prime_settings.admin_key
     no_prime_environment.PRIME_API_SECRET = prime_settings.admin_secret
-    found = prime.resolve_connection()
-    assert found.source == prime.ConnectionSource.ENVIRONMENT
-    assert prime.get_prime_client().base_url == prime_settings.url
+    found = door.resolve_connection()
+    assert found.source == door.ConnectionSource.ENVIRONMENT
+    assert door.get_prime_client().base_url == prime_settings.url
 
 
 def test_it_uses_the_stored_connection_when_the_environment_sets_none(
@@ -43,25 +43,25 @@ def test_it_uses_the_stored_connection_when_the_environment_sets_none(
         api_key=fresh_sandbox.admin_key,
         api_secret=fresh_sandbox.admin_secret,
     )
-    found = prime.resolve_connection()
-    assert found.source == prime.ConnectionSource.SETTINGS_PAGE
+    found = door.resolve_connection()
+    assert found.source == door.ConnectionSource.SETTINGS_PAGE
     assert found.api_secret == fresh_sandbox.admin_secret
-    assert prime.get_prime_client().list_api_users() == ()
+    assert door.get_prime_client().list_api_users() == ()
 
 
 def test_it_reads_the_sandbox_credentials_file(fresh_sandbox, no_prime_environment, tmp_path):
     path = tmp_path / "sandbox-credentials.json"
     path.write_text(json.dumps(fresh_sandbox.admin_credentials()))
     no_prime_environment.PRIME_CREDENTIALS_FILE = str(path)
-    found = prime.resolve_connection()
-    assert found.source == prime.ConnectionSource.CREDENTIALS_FILE
-    assert prime.get_prime_client().list_api_users() == ()
+    found = door.resolve_connection()
+    assert found.source == door.ConnectionSource.CREDENTIALS_FILE
+    assert door.get_prime_client().list_api_users() == ()
 
 
 def test_it_says_plainly_when_nothing_is_configured(no_prime_environment):
-    with pytest.raises(prime.PrimeNotConfigured) as caught:
-        prime.get_prime_client()
-    words = prime.describe_error(caught.value)
+    with pytest.raises(door.PrimeNotConfigured) as caught:
+        door.get_prime_client()
+    words = door.describe_error(caught.value)
     assert "no Prime connection" in words
     assert "Prime connection page" in words
 
@@ -69,46 +69,46 @@ def test_it_says_plainly_when_nothing_is_configured(no_prime_environment):
 def test_it_names_the_missing_variable_when_the_environment_is_half_set(no_prime_environment):
     no_prime_environment.PRIME_API_URL = "https://api.kraken.com"
     no_prime_environment.PRIME_API_KEY = "K" * 56
-    with pytest.raises(prime.PrimeNotConfigured, match="PRIME_API_SECRET"):
-        prime.get_prime_client()
+    with pytest.raises(door.PrimeNotConfigured, match="PRIME_API_SECRET"):
+        door.get_prime_client()
 
 
 def test_a_missing_credentials_file_is_explained(no_prime_environment, tmp_path):
     no_prime_environment.PRIME_CREDENTIALS_FILE = str(tmp_path / "nope.json")
-    with pytest.raises(prime.PrimeNotConfigured, match="does not exist"):
-        prime.get_prime_client()
+    with pytest.raises(door.PrimeNotConfigured, match="does not exist"):
+        door.get_prime_client()
 
 
 def test_a_secret_that_is_not_base64_is_refused_without_showing_it(no_prime_environment):
     no_prime_environment.PRIME_API_URL = "https://api.kraken.com"
     no_prime_environment.PRIME_API_KEY = "K" * 56
     no_prime_environment.PRIME_API_SECRET = "not base64 at all!!"
-    with pytest.raises(prime.PrimeNotConfigured) as caught:
-        prime.get_prime_client()
+    with pytest.raises(door.PrimeNotConfigured) as caught:
+        door.get_prime_client()
     assert "not base64 at all" not in str(caught.value)
     assert "base64" in str(caught.value)
 
 
 def test_it_reuses_the_client_until_the_credentials_change(prime_settings, settings):
-    first = prime.get_prime_client()
-    assert prime.get_prime_client() is first
+    first = door.get_prime_client()
+    assert door.get_prime_client() is first
     settings.PRIME_API_SECRET = "c2VjcmV0LXR3bw=="
-    second = prime.get_prime_client()
+    second = door.get_prime_client()
     assert second is not first
     settings.PRIME_API_SECRET = prime_settings.admin_secret
-    assert prime.get_prime_client() is first
+    assert door.get_prime_client() is first
 
 
 def test_the_not_configured_error_is_a_prime_error_so_services_handle_it(no_prime_environment):
     from primeapi.errors import PrimeError
 
-    assert issubclass(prime.PrimeNotConfigured, PrimeError)
-    assert not prime.PrimeNotConfigured("x").outcome_unknown
+    assert issubclass(door.PrimeNotConfigured, PrimeError)
+    assert not door.PrimeNotConfigured("x").outcome_unknown
 
 
 def test_a_loopback_address_is_the_sandbox_and_anything_else_is_live():
     def kind(url: str) -> bool:
-        return prime.PrimeConnection(url=url, api_key="k", api_secret="s", source="x").is_sandbox
+        return door.PrimeConnection(url=url, api_key="k", api_secret="s", source="x").is_sandbox
 
     assert kind("http://127.0.0.1:8765")
     assert kind("http://localhost:8765")
@@ -118,7 +118,7 @@ def test_a_loopback_address_is_the_sandbox_and_anything_else_is_live():
 
 
 def test_the_connection_repr_never_shows_the_secret():
-    found = prime.PrimeConnection(
+    found = door.PrimeConnection(
         url="https://api.kraken.com", api_key="K" * 56, api_secret="c2VjcmV0", source="x"
     )
     assert "c2VjcmV0" not in repr(found)
@@ -129,5 +129,5 @@ def test_a_bad_address_in_the_environment_is_explained(no_prime_environment, url
     no_prime_environment.PRIME_API_URL = url
     no_prime_environment.PRIME_API_KEY = "K" * 56
     no_prime_environment.PRIME_API_SECRET = "c2VjcmV0"
-    with pytest.raises(prime.PrimeNotConfigured, match="PRIME_API_URL must be an http"):
-        prime.get_prime_client()
+    with pytest.raises(door.PrimeNotConfigured, match="PRIME_API_URL must be an http"):
+        door.get_prime_client()

@@ -8,6 +8,7 @@ import pytest
 from django.db import connection
 from django.urls import reverse
 
+from portal.actors import SystemActor
 from portal.audit.models import AuditAction, AuditEvent, Outcome
 from portal.connection.models import StoredConnection
 from portal.connection.services import connection_store
@@ -121,7 +122,10 @@ def test_a_blank_secret_keeps_the_stored_one_for_the_same_key(
 
 def test_a_new_key_needs_its_secret(signed_in_admin, no_prime_environment, encryption_key):
     connection_store(
-        actor="test", api_url="http://127.0.0.1:9", api_key="A" * 56, api_secret="c2VjcmV0"
+        actor=SystemActor.COMMAND_LINE,
+        api_url="http://127.0.0.1:9",
+        api_key="A" * 56,
+        api_secret="c2VjcmV0",
     )
     response = _store(signed_in_admin, api_url="http://127.0.0.1:9", api_key="B" * 56)
     assert response.status_code == 422

@@ -9,8 +9,7 @@ import pytest
 from django.urls import reverse
 from django.utils import timezone
 
-from portal import prime
-from portal.connection import health
+from portal.connection import door, health
 from portal.connection.models import ConnectionHealth, HealthStatus
 from portal.connection.selectors import connection_status
 from portal.connection.services import connection_store
@@ -40,7 +39,7 @@ def _home(client, user) -> str:
 
 
 def test_it_shows_the_endpoint_sandbox_and_last_successful_call(client, viewer, prime_settings):
-    prime.get_prime_client().list_api_users()
+    door.get_prime_client().list_api_users()
     page = _home(client, viewer)
     assert 'id="prime-status"' in page
     assert "<strong>127.0.0.1</strong>" in page
@@ -62,10 +61,10 @@ def test_a_live_address_is_labelled_live(client, viewer, settings):
 def test_a_red_banner_says_kraken_is_unreachable_after_a_transport_failure(
     client, viewer, prime_settings, settings
 ):
-    prime.get_prime_client().list_api_users()
+    door.get_prime_client().list_api_users()
     settings.PRIME_API_URL = f"http://127.0.0.1:{_closed_port()}"
     with pytest.raises(ConnectFailedError):
-        prime.get_prime_client().list_api_users()
+        door.get_prime_client().list_api_users()
     page = _home(client, viewer)
     assert 'class="banner bad" role="alert"' in page
     assert "Kraken is unreachable since" in page
@@ -75,16 +74,16 @@ def test_a_red_banner_says_kraken_is_unreachable_after_a_transport_failure(
 def test_the_banner_goes_away_once_a_call_succeeds(client, viewer, prime_settings):
     prime_settings.control.inject_fault("http_500", "ListPrimeApiUsers", count=4)
     with pytest.raises(ServiceUnavailableError):
-        prime.get_prime_client().list_api_users()
+        door.get_prime_client().list_api_users()
     assert "Kraken is unreachable since" in _home(client, viewer)
-    prime.get_prime_client().list_api_users()
+    door.get_prime_client().list_api_users()
     assert "Kraken is unreachable since" not in _home(client, viewer)
 
 
 def test_refused_credentials_get_their_own_banner(client, viewer, prime_settings, settings):
     settings.PRIME_API_SECRET = "d3Jvbmctc2VjcmV0LXdyb25nLXNlY3JldA=="
     with pytest.raises(InvalidSignatureError):
-        prime.get_prime_client().list_api_users()
+        door.get_prime_client().list_api_users()
     page = _home(client, viewer)
     assert "Kraken has refused the portal's credentials since" in page
 
@@ -97,7 +96,7 @@ def test_anonymous_pages_have_no_strip_and_cost_no_strip_query(
 
 
 def test_the_strip_costs_one_query_with_the_environment(prime_settings, django_assert_num_queries):
-    prime.get_prime_client().list_api_users()
+    door.get_prime_client().list_api_users()
     with django_assert_num_queries(1):
         status = connection_status()
     assert status.last_success_at is not None
@@ -112,10 +111,10 @@ def test_the_strip_costs_one_query_with_a_stored_connection(
         api_key=fresh_sandbox.admin_key,
         api_secret=fresh_sandbox.admin_secret,
     )
-    prime.get_prime_client().list_api_users()
+    door.get_prime_client().list_api_users()
     with django_assert_num_queries(1):
         status = connection_status()
-    assert status.source == prime.ConnectionSource.SETTINGS_PAGE
+    assert status.source == door.ConnectionSource.SETTINGS_PAGE
     assert status.last_success_at is not None
     assert status.host == "127.0.0.1"
 

@@ -5,6 +5,7 @@ import re
 import pytest
 from django.conf import settings
 
+from portal.actors import SystemActor
 from portal.audit.models import AuditAction, AuditEvent
 from portal.staff import services
 from portal.staff.two_factor import secret_base32
@@ -67,7 +68,7 @@ def test_a_wrong_code_is_refused_in_plain_words(page, live_server, viewer):
 
 
 def test_enrolling_an_authenticator_app_when_an_admin_requires_it(page, live_server, viewer):
-    services.two_factor_requirement_set(actor="test", required=True)
+    services.two_factor_requirement_set(actor=SystemActor.COMMAND_LINE, required=True)
     sign_in(page, live_server, viewer)
 
     page.wait_for_url(re.compile(r".*/staff/two-factor/setup/.*"))

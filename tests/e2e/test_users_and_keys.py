@@ -24,11 +24,11 @@ STORAGE = """() => {
 
 @pytest.fixture(autouse=True)
 def _fresh_prime_clients():
-    from portal import prime
+    from portal.connection import door
 
-    prime.forget_clients()
+    door.forget_clients()
     yield
-    prime.forget_clients()
+    door.forget_clients()
 
 
 def test_issue_read_once_allowlist_role_and_revoke(new_page, live_server, operator, prime_settings):

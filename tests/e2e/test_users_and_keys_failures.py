@@ -17,11 +17,11 @@ pytestmark = pytest.mark.django_db(transaction=True)
 
 @pytest.fixture(autouse=True)
 def _fresh_prime_clients():
-    from portal import prime
+    from portal.connection import door
 
-    prime.forget_clients()
+    door.forget_clients()
     yield
-    prime.forget_clients()
+    door.forget_clients()
 
 
 @pytest.fixture

@@ -318,7 +318,7 @@ def test_allow_list_invalid_arguments_from_kraken(op_client, key, admin_client):
 
 
 def test_allow_list_permission_denied_from_kraken(op_client, key, admin_client, settings):
-    from portal import prime as portal_prime
+    from portal.connection import door as portal_prime
 
     other = admin_client.create_api_user_key(key.user.prime_id)
     settings.PRIME_API_KEY, settings.PRIME_API_SECRET = other.api_key, other.api_secret

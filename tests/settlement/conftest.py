@@ -9,6 +9,7 @@ from decimal import Decimal
 import pytest
 from django.utils import timezone
 
+from portal.actors import SystemActor
 from portal.settlement import services
 from portal.settlement.models import Batch, IntentState, Leg, SettlementRequest
 
@@ -81,7 +82,7 @@ def kraken_batch(prime_settings, operator):
     control.add_trades(TRADES)
     batch = services.batch_create(asset_kind="currency", actor=operator)
     control.confirm_batch(batch.prime_batch_id)
-    services.batch_refresh(prime_batch_id=batch.prime_batch_id, actor="test")
+    services.batch_refresh(prime_batch_id=batch.prime_batch_id, actor=SystemActor.COMMAND_LINE)
     batch.refresh_from_db()
     assert batch.confirmed
     return batch

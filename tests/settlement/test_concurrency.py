@@ -7,6 +7,7 @@ import threading
 
 import pytest
 
+from portal.actors import SystemActor
 from portal.audit.models import AuditAction, AuditEvent
 from portal.settlement import services
 from portal.settlement.models import IntentState, Leg, SettlementRequest
@@ -86,7 +87,7 @@ def _race(
         go.wait(30)
         try:
             while not refreshing.is_set():
-                services.batch_refresh(prime_batch_id=refresh_batch, actor="prime_poll")
+                services.batch_refresh(prime_batch_id=refresh_batch, actor=SystemActor.POLLER)
         except BaseException as exc:
             refresh_errors.append(exc)
         finally:
@@ -175,6 +176,6 @@ def test_a_second_approval_after_an_unknown_outcome_never_resends(
 
     assert {o[2] for o in outcomes} == {"info"}, outcomes
     assert len(settle_calls(prime_settings, executed=None)) == 1
-    services.batch_refresh(prime_batch_id=kraken_batch.prime_batch_id, actor="prime_poll")
+    services.batch_refresh(prime_batch_id=kraken_batch.prime_batch_id, actor=SystemActor.POLLER)
     intent.refresh_from_db()
     assert intent.state == IntentState.SUBMITTED

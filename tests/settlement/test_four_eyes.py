@@ -8,6 +8,7 @@ import pytest
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
+from portal.actors import SystemActor
 from portal.audit.models import AuditAction, AuditEvent, Outcome
 from portal.settlement import services
 from portal.settlement.models import OPEN_STATES, IntentState, Leg, SettlementRequest
@@ -226,7 +227,7 @@ def test_a_leg_changed_at_kraken_voids_its_unsent_requests(operator, approver):
     SettlementRequest.objects.filter(pk=usd.pk).update(state=IntentState.APPROVED)
     remote = _remote(batch, [("BTC", "incoming", "1.5000"), ("USD", "incoming", "45000")])
 
-    summary = services.batch_apply(remote=remote, actor="prime_poll")
+    summary = services.batch_apply(remote=remote, actor=SystemActor.POLLER)
 
     assert summary.voided == 1
     btc.refresh_from_db()
@@ -246,7 +247,9 @@ def test_a_leg_changed_at_kraken_voids_its_unsent_requests(operator, approver):
 def test_a_leg_gone_at_kraken_voids_its_request(operator):
     batch = mirror_batch()
     intent = services.leg_request(leg=_leg(batch, "USD"), actor=operator)
-    services.batch_apply(remote=_remote(batch, [("BTC", "incoming", "1.5")]), actor="prime_poll")
+    services.batch_apply(
+        remote=_remote(batch, [("BTC", "incoming", "1.5")]), actor=SystemActor.POLLER
+    )
     intent.refresh_from_db()
     assert intent.state == IntentState.VOIDED
     assert "no longer lists this leg" in intent.note
@@ -255,15 +258,15 @@ def test_a_leg_gone_at_kraken_voids_its_request(operator):
 def test_a_status_change_at_kraken_is_audited_once(operator):
     batch = mirror_batch()
     remote = _remote(batch, [("BTC", "incoming", "1.5"), ("USD", "outgoing", "45000")])
-    services.batch_apply(remote=remote, actor="prime_poll")
+    services.batch_apply(remote=remote, actor=SystemActor.POLLER)
     assert not AuditEvent.objects.exists()  # nothing changed
     changed = _remote(
         batch,
         [("BTC", "incoming", "1.5"), ("USD", "outgoing", "45000")],
         status="partially_settled",
     )
-    services.batch_apply(remote=changed, actor="prime_poll")
-    services.batch_apply(remote=changed, actor="prime_poll")
+    services.batch_apply(remote=changed, actor=SystemActor.POLLER)
+    services.batch_apply(remote=changed, actor=SystemActor.POLLER)
     event = AuditEvent.objects.get(action=AuditAction.BATCH_STATUS_CHANGED)
     assert event.before["status"] == "unsettled" and event.after["status"] == "partially_settled"
     batch.refresh_from_db()

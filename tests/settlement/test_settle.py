@@ -7,6 +7,7 @@ from datetime import timedelta
 import pytest
 from django.utils import timezone
 
+from portal.actors import SystemActor
 from portal.audit.models import AuditAction, AuditEvent, Outcome
 from portal.settlement import services
 from portal.settlement.models import Batch, IntentState, Leg, SettlementRequest
@@ -89,7 +90,7 @@ def test_approval_sends_the_leg_once_and_the_poll_sees_it_settle(
     assert submitted.prime_response["transfer"]["id"] == intent.transfer_id
 
     prime_settings.control.complete_transfer(intent.transfer_id)
-    services.batch_refresh(prime_batch_id=kraken_batch.prime_batch_id, actor="prime_poll")
+    services.batch_refresh(prime_batch_id=kraken_batch.prime_batch_id, actor=SystemActor.POLLER)
     intent.refresh_from_db()
     leg.refresh_from_db()
     assert intent.state == IntentState.SETTLED
@@ -163,7 +164,7 @@ def test_a_timeout_after_kraken_executed_is_reconciled_without_a_second_settle(
     with pytest.raises(services.SettlementError):
         services.leg_request(leg=_leg(kraken_batch), actor=operator)
     prime_settings.control.complete_pending_transfers()
-    services.batch_refresh(prime_batch_id=kraken_batch.prime_batch_id, actor="prime_poll")
+    services.batch_refresh(prime_batch_id=kraken_batch.prime_batch_id, actor=SystemActor.POLLER)
     intent.refresh_from_db()
     assert intent.state == IntentState.SETTLED
     assert len(settle_calls(prime_settings, executed=None)) == 1
@@ -195,7 +196,7 @@ def test_a_5xx_stays_unknown_until_kraken_shows_nothing_happened(
         services.leg_request(leg=_leg(kraken_batch), actor=operator)
 
     settings.SETTLEMENT_RECONCILE_GRACE_SECONDS = 0
-    services.batch_refresh(prime_batch_id=kraken_batch.prime_batch_id, actor="prime_poll")
+    services.batch_refresh(prime_batch_id=kraken_batch.prime_batch_id, actor=SystemActor.POLLER)
     intent.refresh_from_db()
     assert intent.state == IntentState.FAILED
     assert "did not go through" in intent.note
@@ -217,7 +218,7 @@ def test_unknown_outcome_survives_kraken_being_unreachable_for_the_check(
     assert result.intent.state == IntentState.OUTCOME_UNKNOWN
     assert "Could not check with Kraken" in result.message
     control.clear_faults()
-    services.batch_refresh(prime_batch_id=kraken_batch.prime_batch_id, actor="prime_poll")
+    services.batch_refresh(prime_batch_id=kraken_batch.prime_batch_id, actor=SystemActor.POLLER)
     result.intent.refresh_from_db()
     assert result.intent.state == IntentState.SUBMITTED
     assert len(settle_calls(prime_settings, executed=None)) == 1
@@ -242,7 +243,7 @@ def test_a_send_left_submitting_by_a_crash_is_treated_as_unknown(
         approved_at=long_ago,
         submitting_at=long_ago,
     )
-    services.batch_refresh(prime_batch_id=kraken_batch.prime_batch_id, actor="prime_poll")
+    services.batch_refresh(prime_batch_id=kraken_batch.prime_batch_id, actor=SystemActor.POLLER)
     intent.refresh_from_db()
     assert intent.state == IntentState.SUBMITTED
     actions = list(
@@ -262,7 +263,7 @@ def test_a_recent_submitting_row_is_left_to_its_sender(kraken_batch, operator, a
         approved_at=timezone.now(),
         submitting_at=timezone.now(),
     )
-    services.batch_refresh(prime_batch_id=kraken_batch.prime_batch_id, actor="prime_poll")
+    services.batch_refresh(prime_batch_id=kraken_batch.prime_batch_id, actor=SystemActor.POLLER)
     intent.refresh_from_db()
     assert intent.state == IntentState.SUBMITTING
 
@@ -272,7 +273,7 @@ def test_a_failed_transfer_makes_the_leg_requestable_again(
 ):
     intent = _request_and_approve(kraken_batch, operator, approver).intent
     prime_settings.control.fail_transfer(intent.transfer_id)
-    services.batch_refresh(prime_batch_id=kraken_batch.prime_batch_id, actor="prime_poll")
+    services.batch_refresh(prime_batch_id=kraken_batch.prime_batch_id, actor=SystemActor.POLLER)
     intent.refresh_from_db()
     assert intent.state == IntentState.FAILED
     assert "failed" in intent.note
@@ -289,7 +290,7 @@ def test_every_leg_of_a_batch_settles_and_the_batch_becomes_final(
     for asset in ("BTC", "ETH", "USD"):
         _request_and_approve(kraken_batch, operator, approver, asset)
     prime_settings.control.complete_pending_transfers()
-    services.batch_refresh(prime_batch_id=kraken_batch.prime_batch_id, actor="prime_poll")
+    services.batch_refresh(prime_batch_id=kraken_batch.prime_batch_id, actor=SystemActor.POLLER)
     kraken_batch.refresh_from_db()
     assert kraken_batch.status == "completed" and kraken_batch.is_final
     states = set(SettlementRequest.objects.values_list("state", flat=True))

@@ -193,12 +193,12 @@ def test_an_unknown_batch_is_404(client, viewer):
 
 
 def test_the_poll_returns_only_the_live_fragment_from_the_database(client, viewer, monkeypatch):
-    import portal.prime
+    import portal.connection.clients
 
     def no_kraken():
         raise AssertionError("the polled fragment must not call Kraken")
 
-    monkeypatch.setattr(portal.prime, "get_prime_client", no_kraken)
+    monkeypatch.setattr(portal.connection.clients, "get_prime_client", no_kraken)
     batch = mirror_batch()
     client.force_login(viewer)
     response = client.get(_live(batch), headers=HTMX)

@@ -3,6 +3,7 @@ from datetime import timedelta
 import pytest
 from django.utils import timezone
 
+from portal.actors import SystemActor
 from portal.audit.models import AuditAction, AuditEvent, Outcome
 from portal.staff import services
 from portal.staff.models import PortalSecurity
@@ -120,7 +121,7 @@ def test_nobody_can_deactivate_themselves(admin):
 
 def test_the_last_active_admin_cannot_be_deactivated_by_a_script(admin):
     with pytest.raises(services.StaffRefused, match=r"ada\.admin is the last active Admin"):
-        services.staff_deactivate(actor="grant_role", staff=admin)
+        services.staff_deactivate(actor=SystemActor.GRANT_ROLE, staff=admin)
 
     event = _last(AuditAction.STAFF_DEACTIVATED)
     assert event.outcome == Outcome.REFUSED

@@ -5,6 +5,7 @@ from django.contrib.sessions.models import Session
 from django.urls import reverse
 from django.utils import timezone
 
+from portal.actors import SystemActor
 from portal.audit.models import AuditAction, AuditEvent, Outcome
 from portal.staff import services
 from tests.conftest import PASSWORD
@@ -230,7 +231,7 @@ def test_the_next_address_must_stay_on_the_portal(client, viewer):
 
 
 def test_when_required_a_person_without_an_app_must_set_one_up(client, admin, viewer):
-    services.two_factor_requirement_set(actor="test", required=True)
+    services.two_factor_requirement_set(actor=SystemActor.COMMAND_LINE, required=True)
 
     signed_in = _sign_in(client, "vic.viewer")
     assert signed_in.headers["Location"].startswith(reverse("staff:two-factor-setup"))

@@ -12,11 +12,11 @@ HX = {"HX-Request": "true"}
 @pytest.fixture(autouse=True)
 def _fresh_prime_clients():
     """Cached Prime clients never outlive a test (each test has its own sandbox settings)."""
-    from portal import prime
+    from portal.connection import door
 
-    prime.forget_clients()
+    door.forget_clients()
     yield
-    prime.forget_clients()
+    door.forget_clients()
 
 
 @pytest.fixture

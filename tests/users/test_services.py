@@ -129,7 +129,7 @@ def test_invalid_arguments_from_kraken_are_reported_and_nothing_changes(
 def test_permission_denied_when_the_portal_key_is_not_the_admin_key(
     operator, prime_user, admin_client, settings
 ):
-    from portal import prime as portal_prime
+    from portal.connection import door as portal_prime
 
     issued = admin_client.create_api_user_key(prime_user.prime_id)
     settings.PRIME_API_KEY = issued.api_key

@@ -8,6 +8,7 @@ import pytest
 from django.core.management import call_command
 from django.urls import reverse
 
+from portal.actors import SystemActor
 from portal.audit.models import AuditAction, AuditEvent, Outcome
 from portal.keys.models import ApiKey
 from portal.keys.services import key_issue
@@ -130,7 +131,7 @@ def test_the_users_page_shows_changed_outside_the_portal(op_client, prime_user, 
     admin_client.update_api_user(prime_user.prime_id, name="Changed elsewhere")
     page = op_client.get(reverse("users:list")).content.decode()
     assert "changed outside the portal" not in page
-    services.prime_sync(actor="test")
+    services.prime_sync(actor=SystemActor.COMMAND_LINE)
     page = op_client.get(reverse("users:list")).content.decode()
     assert "Changed elsewhere" in page
     assert "changed outside the portal" in page

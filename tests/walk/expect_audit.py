@@ -1,3 +1,4 @@
+from portal.actors import SystemActor
 from tests.walk.cases import ALL_ROLES, Case
 
 
@@ -6,7 +7,7 @@ def _one_event(sandbox) -> dict:
     from portal.audit.services import audit_record
 
     event = audit_record(
-        actor="walk",
+        actor=SystemActor.COMMAND_LINE,
         action=AuditAction.KEY_LABEL_CHANGED,
         target_type=TargetType.KEY,
         target_id="WALKKEY",

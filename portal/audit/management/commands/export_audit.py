@@ -7,6 +7,7 @@ import sys
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
+from portal.actors import SystemActor
 from portal.audit.export import FORMATS, export_lines
 from portal.audit.forms import AuditFilterForm
 from portal.audit.models import AuditAction, TargetType
@@ -53,7 +54,7 @@ class Command(BaseCommand):
         fmt = options["format"] or ("jsonl" if output.endswith((".jsonl", ".ndjson")) else "csv")
         operator = getpass.getuser()
         audit_record(
-            actor="export_audit",
+            actor=SystemActor.EXPORT,
             action=AuditAction.AUDIT_EXPORTED,
             target_type=TargetType.AUDIT,
             after={"format": fmt, "filter": filters.as_params(), "file": output},

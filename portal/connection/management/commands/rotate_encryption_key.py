@@ -5,6 +5,7 @@ from __future__ import annotations
 from django.core.exceptions import ImproperlyConfigured
 from django.core.management.base import BaseCommand, CommandError
 
+from portal.actors import SystemActor
 from portal.connection import crypto
 from portal.connection.services import stored_secrets_rotate
 
@@ -19,7 +20,7 @@ class Command(BaseCommand):
     def handle(self, *args, **options) -> None:
         try:
             newest = crypto.key_id(crypto.encryption_keys()[0])
-            count = stored_secrets_rotate(actor="rotate_encryption_key")
+            count = stored_secrets_rotate(actor=SystemActor.ROTATE_ENCRYPTION_KEY)
         except (crypto.SecretUndecryptable, ImproperlyConfigured) as exc:
             raise CommandError(str(exc)) from None
         self.stdout.write(

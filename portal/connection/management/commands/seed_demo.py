@@ -6,6 +6,7 @@ from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand, CommandError
 
+from portal.actors import SystemActor
 from portal.staff.roles import Role, ensure_roles
 from portal.staff.services import staff_create, staff_role_set
 
@@ -45,7 +46,7 @@ class Command(BaseCommand):
             staff = model.objects.filter(username=username).first()
             if staff is None:
                 staff = staff_create(
-                    actor="seed_demo",
+                    actor=SystemActor.SEED_DEMO,
                     username=username,
                     display_name=display_name,
                     roles=[str(r) for r in roles],
@@ -53,7 +54,9 @@ class Command(BaseCommand):
                 ).staff
             else:
                 for role in roles:
-                    staff_role_set(actor="seed_demo", staff=staff, role=str(role), granted=True)
+                    staff_role_set(
+                        actor=SystemActor.SEED_DEMO, staff=staff, role=str(role), granted=True
+                    )
                 if not staff.check_password(password) or not staff.is_active:
                     staff.set_password(password)
                     staff.is_active = True

@@ -9,6 +9,7 @@ from pathlib import Path
 from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand, CommandError
 
+from portal.actors import SystemActor
 from portal.staff import services
 from portal.staff.forms import StaffCreateForm
 from portal.staff.roles import Role
@@ -73,7 +74,7 @@ class Command(BaseCommand):
             raise CommandError(problems)
         try:
             created = services.staff_create(
-                actor="create_staff",
+                actor=SystemActor.CREATE_STAFF,
                 username=form.cleaned_data["username"],
                 display_name=form.cleaned_data["display_name"],
                 roles=form.cleaned_data["roles"],

@@ -5,6 +5,7 @@ from __future__ import annotations
 from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand, CommandError
 
+from portal.actors import SystemActor
 from portal.staff import services
 from portal.staff.roles import Role
 
@@ -23,7 +24,9 @@ class Command(BaseCommand):
         if staff is None:
             raise CommandError(f"No staff member called {username}.")
         try:
-            services.staff_role_set(actor="grant_role", staff=staff, role=role, granted=granted)
+            services.staff_role_set(
+                actor=SystemActor.GRANT_ROLE, staff=staff, role=role, granted=granted
+            )
         except services.StaffRefused as exc:
             raise CommandError(str(exc)) from None
         done = "Granted" if granted else "Revoked"

@@ -1,4 +1,4 @@
-"""The portal's one door to Kraken: get_prime_client() and plain-words error messages.
+"""Which Prime connection is in force: resolved from the environment or the stored one.
 
 This is the only module that reads the PRIME_* settings. Where the credentials
 come from (the first that is set wins):
@@ -13,12 +13,7 @@ come from (the first that is set wins):
 The environment wins so that a deployment is reproducible from its configuration;
 while it sets the connection, the settings page shows it read-only.
 
-Every client shares, per API key, a nonce counter in the database and a gate held
-from taking a nonce until Kraken's answer arrives, so web workers and the poller
-never trip ``EAPI:Invalid nonce`` (portal/connection/nonce.py), and reports each
-call's outcome to the connection's health row that feeds the status strip
-(portal/connection/health.py). Clients are cached per process, keyed on a
-fingerprint of the credentials, so changed credentials take effect at the next call.
+Part of the door to Kraken (portal/connection/door.py is its front).
 """
 
 from __future__ import annotations
@@ -26,8 +21,6 @@ from __future__ import annotations
 import hashlib
 import ipaddress
 import json
-import os
-import threading
 from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -35,23 +28,21 @@ from urllib.parse import urlsplit
 from django.conf import settings
 from django.db import models
 
+from portal.connection.crypto import SecretUndecryptable, decrypt_secret
+from portal.connection.models import StoredConnection
 from primeapi import errors as prime_errors
-from primeapi.client import PrimeClient, mask_key
+from primeapi.client import mask_key
 
 __all__ = [
     "ConnectionSource",
     "PrimeConnection",
     "PrimeNotConfigured",
-    "describe_error",
     "environment_connection",
-    "forget_clients",
-    "get_prime_client",
     "health_fingerprint",
+    "is_loopback_host",
     "resolve_connection",
+    "stored_credentials",
 ]
-
-USER_AGENT = "prime-ops-portal/0.1"
-_MAX_CACHED_CLIENTS = 8
 
 
 class ConnectionSource(models.TextChoices):
@@ -178,14 +169,19 @@ def environment_connection() -> PrimeConnection | None:
     return None
 
 
+def stored_credentials() -> tuple[str, str, str] | None:
+    """(url, api_key, secret) of the connection an Admin stored, decrypted; None when none."""
+    stored = StoredConnection.objects.filter(pk=StoredConnection.SINGLETON_ID).first()
+    if stored is None:
+        return None
+    return stored.api_url, stored.api_key, decrypt_secret(stored.secret_encrypted)
+
+
 def resolve_connection() -> PrimeConnection:
     """The connection in force (environment first, then the stored one); raises if none."""
     found = environment_connection()
     if found is not None:
         return found
-    from portal.connection.crypto import SecretUndecryptable
-    from portal.connection.selectors import stored_credentials
-
     try:
         stored = stored_credentials()
     except SecretUndecryptable as exc:
@@ -199,112 +195,3 @@ def resolve_connection() -> PrimeConnection:
     return PrimeConnection(
         url=url, api_key=api_key, api_secret=api_secret, source=ConnectionSource.SETTINGS_PAGE
     )
-
-
-# --- clients, cached per process --------------------------------------------------------
-
-_clients_lock = threading.Lock()
-_clients: dict[str, PrimeClient] = {}
-
-
-def forget_clients() -> None:
-    """Drop every cached client (after a fork, and in tests)."""
-    global _clients_lock
-    _clients_lock = threading.Lock()
-    _clients.clear()
-
-
-if hasattr(os, "register_at_fork"):
-    # A child must not share the parent's HTTP connections.
-    os.register_at_fork(after_in_child=forget_clients)
-
-
-def _build_client(connection: PrimeConnection, timeout: float) -> PrimeClient:
-    from portal.connection.health import HealthObserver
-    from portal.connection.nonce import GatedSession, SharedNonce
-
-    nonce = SharedNonce(gate_timeout=timeout + 5)
-    observer = HealthObserver(
-        fingerprint=connection.fingerprint, api_url=connection.url, release=nonce.release
-    )
-    try:
-        return PrimeClient(
-            connection.url,
-            connection.api_key,
-            connection.api_secret,
-            session=GatedSession(nonce),
-            timeout=(min(3.05, timeout), timeout),
-            nonce=nonce,
-            observer=observer,
-            user_agent=USER_AGENT,
-        )
-    except ValueError:
-        raise PrimeNotConfigured(
-            f"The Prime API secret from {connection.source.label} is not a valid Kraken "
-            "secret (base64). Check it was copied whole."
-        ) from None
-
-
-def get_prime_client() -> PrimeClient:
-    """The PrimeClient for the connection in force; raises PrimeNotConfigured if there is none."""
-    connection = resolve_connection()
-    timeout = float(settings.PRIME_TIMEOUT_SECONDS)
-    if timeout <= 0:
-        raise PrimeNotConfigured("PRIME_TIMEOUT_SECONDS must be a positive number of seconds.")
-    material = "\0".join((connection.url, connection.api_key, connection.api_secret, repr(timeout)))
-    cache_key = hashlib.sha256(material.encode("utf-8")).hexdigest()
-    with _clients_lock:
-        client = _clients.get(cache_key)
-        if client is None:
-            client = _build_client(connection, timeout)
-            while len(_clients) >= _MAX_CACHED_CLIENTS:
-                _clients.pop(next(iter(_clients)))
-            _clients[cache_key] = client
-    return client
-
-
-def describe_error(exc: Exception) -> str:
-    """Say in plain words what went wrong with a Prime call and what the person can do next."""
-    if isinstance(exc, PrimeNotConfigured):
-        return f"Nothing was sent to Kraken: {exc}"
-    if isinstance(exc, prime_errors.OutcomeUnknownError) or getattr(exc, "outcome_unknown", False):
-        return (
-            "Kraken did not answer in time, so the outcome is unknown. Nothing will be sent "
-            "again automatically: resync to see what Kraken recorded before trying again."
-        )
-    if isinstance(exc, prime_errors.RateLimitedError):
-        wait = getattr(exc, "retry_after", None)
-        after = f" Try again in about {int(wait) + 1} seconds." if wait else " Try again shortly."
-        return "Kraken is rate-limiting the portal's key." + after
-    if isinstance(exc, prime_errors.InvalidArgumentsError):
-        detail = getattr(exc, "detail", "") or ""
-        return (
-            f"Kraken refused the request as invalid{': ' + detail if detail else ''}. "
-            "Nothing was changed; check the values and try again."
-        )
-    if isinstance(exc, prime_errors.PermissionDeniedError):
-        return (
-            "Kraken refused: the portal's Prime key lacks the permission for this. "
-            "Nothing was changed; ask an Admin to check the Prime connection."
-        )
-    if isinstance(exc, prime_errors.InvalidKeyError | prime_errors.InvalidSignatureError):
-        return (
-            "Kraken did not accept the portal's credentials. Nothing was changed; "
-            "ask an Admin to check the Prime connection."
-        )
-    if isinstance(exc, prime_errors.TemporaryLockoutError):
-        return (
-            "Kraken has temporarily locked the portal's key after repeated failures. "
-            "Wait about 15 minutes, then try again."
-        )
-    if isinstance(exc, prime_errors.ServiceUnavailableError):
-        return "Kraken is unavailable or busy right now. Nothing was changed; try again shortly."
-    if isinstance(exc, prime_errors.TransportError):
-        return (
-            "The portal could not reach Kraken. Nothing was changed; check the status strip "
-            "and try again shortly."
-        )
-    if isinstance(exc, prime_errors.PrimeError):
-        shown = ", ".join(getattr(exc, "errors", ()) or ()) or "an unexpected error"
-        return f"Kraken answered with {shown}. Nothing was changed."
-    return "Something unexpected went wrong talking to Kraken. Nothing was changed."
