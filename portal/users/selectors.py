@@ -5,14 +5,12 @@ from __future__ import annotations
 import base64
 import binascii
 import json
-from dataclasses import dataclass, field
+from collections.abc import Sequence
+from dataclasses import dataclass
 
-from django.db.models import Count, Q, QuerySet
+from django.db.models import Count, IntegerField, OuterRef, Q, QuerySet, Subquery
 
-from portal.db import count_per_row
-from portal.keys.models import ApiKey
 from portal.users.models import PrimeUser
-from primeapi.models import ROLE_PERMISSIONS
 
 PAGE_SIZE = 50
 
@@ -21,7 +19,7 @@ PAGE_SIZE = 50
 class UserPage:
     """One page of users, with cursors for the next and previous pages (None at the ends)."""
 
-    rows: list[PrimeUser]
+    rows: Sequence[PrimeUser]
     next_cursor: str | None
     prev_cursor: str | None
 
@@ -74,8 +72,7 @@ def prime_user_list(
     page_size: int = PAGE_SIZE,
 ) -> UserPage:
     """A page of users ordered by name, with active key counts: one query, no COUNT(*)."""
-    active_keys = ApiKey.objects.filter(revoked_at__isnull=True, missing_upstream_at__isnull=True)
-    users = _filtered(search, role, status).annotate(key_count=count_per_row(active_keys, "user"))
+    users = _filtered(search, role, status).annotate(key_count=_active_key_count())
     after_pos, before_pos = decode_cursor(after), decode_cursor(before)
     if before_pos is not None:
         name, pk = before_pos
@@ -102,52 +99,25 @@ def prime_user_list(
     )
 
 
+# A key counts while it is neither revoked nor missing at Kraken. Keys are read through the
+# reverse relation: this app never imports the keys app.
+_ACTIVE_KEYS = Q(keys__revoked_at__isnull=True, keys__missing_upstream_at__isnull=True)
+
+
+def _active_key_count() -> Subquery:
+    """Active keys of the outer row's user, counted per returned row (not before LIMIT)."""
+    per_user = (
+        PrimeUser.objects.filter(pk=OuterRef("pk"))
+        .annotate(n=Count("keys", filter=_ACTIVE_KEYS))
+        .values("n")
+    )
+    return Subquery(per_user, output_field=IntegerField())
+
+
 def prime_user_get(*, prime_id: str) -> PrimeUser | None:
     """One user with its active key count, or None."""
     return (
-        PrimeUser.objects.annotate(
-            key_count=Count(
-                "keys",
-                filter=Q(keys__revoked_at__isnull=True, keys__missing_upstream_at__isnull=True),
-            )
-        )
+        PrimeUser.objects.annotate(key_count=Count("keys", filter=_ACTIVE_KEYS))
         .filter(prime_id=prime_id)
         .first()
-    )
-
-
-@dataclass(frozen=True)
-class RolePreview:
-    """What changing a user's role would do, before it is sent."""
-
-    current_role: str
-    new_role: str
-    permissions_before: tuple[str, ...]
-    permissions_after: tuple[str, ...]
-    gained: tuple[str, ...]
-    lost: tuple[str, ...]
-    affected_keys: list[ApiKey] = field(default_factory=list)
-
-    @property
-    def changes_anything(self) -> bool:
-        return self.current_role != self.new_role
-
-
-def role_change_preview(*, user: PrimeUser, new_role: str) -> RolePreview:
-    """Current and new role, the key permissions gained and lost, and the keys affected."""
-    before = tuple(ROLE_PERMISSIONS.get(user.role, ()))
-    after = tuple(ROLE_PERMISSIONS.get(new_role, ()))
-    keys = list(
-        ApiKey.objects.filter(
-            user=user, revoked_at__isnull=True, missing_upstream_at__isnull=True
-        ).order_by("created_at", "pk")
-    )
-    return RolePreview(
-        current_role=user.role,
-        new_role=new_role,
-        permissions_before=before,
-        permissions_after=after,
-        gained=tuple(p for p in after if p not in before),
-        lost=tuple(p for p in before if p not in after),
-        affected_keys=keys,
     )

@@ -6,6 +6,7 @@ import pytest
 from django.urls import reverse
 
 from portal.audit.models import AuditAction, AuditEvent, Outcome
+from portal.keys.services import prime_sync
 from portal.users import services
 from portal.users.models import PrimeUser
 from tests.users.conftest import HX
@@ -23,7 +24,7 @@ def _events():
 def changed(prime_user, admin_client, operator):
     """A user renamed at Kraken and flagged by a sync."""
     admin_client.update_api_user(prime_user.prime_id, name="Renamed at Kraken")
-    services.prime_sync(actor=operator, user=prime_user)
+    prime_sync(actor=operator, user=prime_user)
     prime_user.refresh_from_db()
     assert prime_user.changed_outside_at is not None
     return prime_user
@@ -59,7 +60,7 @@ def test_it_clears_the_badge_and_records_who_reviewed_which_difference(changed, 
 def test_a_difference_found_after_the_person_looked_is_not_cleared(changed, operator, admin_client):
     looked_at = _seen(changed)
     admin_client.update_api_user(changed.prime_id, status="Disabled")
-    services.prime_sync(actor=operator, user=changed)
+    prime_sync(actor=operator, user=changed)
 
     with pytest.raises(services.DifferencesChanged):
         services.prime_user_review_differences(user=changed, actor=operator, seen=looked_at)
@@ -136,7 +137,7 @@ def test_a_newer_difference_is_a_409_that_keeps_the_badge(
 ):
     looked_at = _seen(changed)
     admin_client.update_api_user(changed.prime_id, status="Disabled")
-    services.prime_sync(actor=operator, user=changed)
+    prime_sync(actor=operator, user=changed)
 
     response = op_client.post(_url(changed), {"seen": looked_at}, headers=HX)
 

@@ -6,7 +6,7 @@ import pytest
 
 from portal.audit.models import AuditAction, AuditEvent, Outcome
 from portal.keys.models import ApiKey
-from portal.keys.services import key_issue
+from portal.keys.services import key_issue, prime_sync, prime_user_change_role
 from portal.users import services
 from portal.users.models import PrimeUser
 
@@ -63,7 +63,7 @@ def test_rename_enable_disable_are_sent_to_kraken_and_audited_with_before_and_af
 
 def test_role_change_updates_the_user_and_its_keys_permissions(operator, prime_user, admin_client):
     issued = key_issue(user=prime_user, actor=operator, label="bot")
-    services.prime_user_change_role(user=prime_user, actor=operator, role="Trader")
+    prime_user_change_role(user=prime_user, actor=operator, role="Trader", expected_role="Viewer")
     assert admin_client.get_api_user(prime_user.prime_id).role == "Trader"
     (upstream_key,) = admin_client.list_api_user_keys(prime_user.prime_id)
     key = ApiKey.objects.get(pk=issued.key.pk)
@@ -109,7 +109,7 @@ def test_a_failed_rename_changes_nothing_locally_and_is_audited(
     if unknown:
         assert "outcome is unknown" in failure.value.message
         # The write did reach Kraken: a resync brings the mirror up to date.
-        services.prime_sync(actor=operator, user=prime_user)
+        prime_sync(actor=operator, user=prime_user)
         assert PrimeUser.objects.get(pk=prime_user.pk).name == "Never"
 
 
@@ -154,6 +154,6 @@ def test_create_with_unknown_outcome_is_found_by_a_full_sync(operator, control, 
     (event,) = events(AuditAction.PRIME_USER_CREATED)
     assert event.outcome == Outcome.UNKNOWN
     assert event.after == {"name": "Maybe", "role": "Viewer"}
-    report = services.prime_sync(actor=operator)
+    report = prime_sync(actor=operator)
     assert PrimeUser.objects.get().name == "Maybe"
     assert report.changed
