@@ -261,3 +261,28 @@ def test_a_form_sent_twice_at_once_issues_one_key(operator, prime_user, control,
     assert outcome["first"].secret
     assert [c["endpoint"] for c in write_log.writes()] == ["CreatePrimeApiUserKey"]
     assert ApiKey.objects.count() == 1
+
+
+def test_an_allow_list_changed_since_the_preview_is_refused_before_kraken(
+    operator, prime_user, write_log
+):
+    key = services.key_issue(user=prime_user, actor=operator, whitelisted_ips=["10.0.0.1"]).key
+    write_log.mark()
+    with pytest.raises(services.AllowlistChangedSincePreview) as stale:
+        services.key_update_allowlist(
+            key=key, actor=operator, entries=["10.0.0.2"], previewed_against=[]
+        )
+    assert stale.value.message == services.ALLOWLIST_CHANGED_SINCE_PREVIEW
+    assert write_log.writes() == []
+    assert ApiKey.objects.get(pk=key.pk).whitelisted_ips == ["10.0.0.1"]
+
+
+def test_an_empty_allow_list_needs_its_explicit_confirmation(operator, prime_user, write_log):
+    key = services.key_issue(user=prime_user, actor=operator, whitelisted_ips=["10.0.0.1"]).key
+    write_log.mark()
+    with pytest.raises(services.EmptyAllowlistNotConfirmed) as unconfirmed:
+        services.key_update_allowlist(
+            key=key, actor=operator, entries=[], previewed_against=["10.0.0.1"]
+        )
+    assert unconfirmed.value.message == services.EMPTY_ALLOWLIST_NOT_CONFIRMED
+    assert write_log.writes() == []

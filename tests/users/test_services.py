@@ -5,8 +5,7 @@ from __future__ import annotations
 import pytest
 
 from portal.audit.models import AuditAction, AuditEvent, Outcome
-from portal.keys.models import ApiKey
-from portal.keys.services import key_issue, prime_sync, prime_user_change_role
+from portal.keys.services import prime_sync
 from portal.users import services
 from portal.users.models import PrimeUser
 
@@ -59,20 +58,6 @@ def test_rename_enable_disable_are_sent_to_kraken_and_audited_with_before_and_af
     (disabled,) = events(AuditAction.PRIME_USER_DISABLED)
     assert (disabled.before["status"], disabled.after["status"]) == ("Enabled", "Disabled")
     assert len(events(AuditAction.PRIME_USER_ENABLED)) == 1
-
-
-def test_role_change_updates_the_user_and_its_keys_permissions(operator, prime_user, admin_client):
-    issued = key_issue(user=prime_user, actor=operator, label="bot")
-    prime_user_change_role(user=prime_user, actor=operator, role="Trader", expected_role="Viewer")
-    assert admin_client.get_api_user(prime_user.prime_id).role == "Trader"
-    (upstream_key,) = admin_client.list_api_user_keys(prime_user.prime_id)
-    key = ApiKey.objects.get(pk=issued.key.pk)
-    assert key.permissions == list(upstream_key.permissions)
-    assert "write::orders" in key.permissions
-    (event,) = events(AuditAction.PRIME_USER_ROLE_CHANGED)
-    assert (event.before["role"], event.after["role"]) == ("Viewer", "Trader")
-    assert "write::orders" not in event.before["key_permissions"][key.prime_key_id]
-    assert "write::orders" in event.after["key_permissions"][key.prime_key_id]
 
 
 def test_labels_are_portal_only_and_audited(operator, prime_user, write_log):

@@ -12,7 +12,7 @@ from django.urls import reverse
 from django.utils import timezone
 
 from portal.audit.models import AuditAction, AuditEvent, Outcome
-from portal.keys.services import key_issue
+from portal.keys.services import ROLE_ALREADY_HELD, ROLE_CHANGED_SINCE_PREVIEW, key_issue
 from portal.users.models import PrimeUser
 from tests.users.conftest import HX
 
@@ -349,6 +349,7 @@ def test_role_confirm_after_someone_else_changed_it_shows_a_new_preview(
     )
     assert response.status_code == 409
     assert "changed since your preview" in response.content.decode()
+    assert ROLE_CHANGED_SINCE_PREVIEW in response.content.decode()
     assert write_log.writes() == []
 
 
@@ -360,6 +361,9 @@ def test_role_preview_to_the_same_role_is_refused(op_client, prime_user):
     )
     assert response.status_code == 422
     assert "already has the Viewer role" in response.content.decode()
+    assert ROLE_ALREADY_HELD.format(name=prime_user.name, role="Viewer") in html.unescape(
+        response.content.decode()
+    )
 
 
 def test_a_viewer_cannot_change_anything(viewer_client, prime_user, write_log):
