@@ -34,8 +34,25 @@ from portal.web import render_htmx, wants_fragment
 
 LIST = "keys/list.html"
 ISSUED = "keys/issued.html"
+# What the person is told (the tests reuse these).
 KEY_NO_LONGER_ACTIVE = "This key is no longer active."
 ALLOWLIST_UNCHANGED = "That is the allow-list the key already has: nothing to save."
+KEY_ISSUED = "Key {key} issued."
+KEY_ISSUED_WITHOUT_ALLOWLIST = "Key {key} issued without its allow-list."
+ALLOWLIST_SAVED = "Allow-list of key {key} saved."
+ALLOWLIST_EMPTY_SAVED = "Key {key} has no allow-list: usable from any address."
+LABEL_UNCHANGED = "Key {key} already had that label."
+LABEL_SAVED = "Label of key {key} saved."
+KEY_REVOKED = "Key {key} revoked."
+KEY_RESYNCED_NO_DIFFERENCE = "Resynced: the portal already matched Kraken."
+KEY_RESYNCED = "Resynced: {differences}"
+USER_KEYS_RESYNCED = "Resynced with Kraken: {count} difference(s) found."
+ROLE_CHANGED = "{name}'s role changed from {old} to {new}."
+SYNCED_NO_DIFFERENCE = "Synced with Kraken: {users} user(s), {keys} key(s), no differences."
+SYNCED = (
+    "Synced with Kraken: {count} difference(s) recorded in the audit trail "
+    "({users} user(s), {keys} key(s) checked)."
+)
 
 
 class StaffRequest(HttpRequest):
@@ -162,9 +179,9 @@ def key_issue(request: StaffRequest, prime_id: str) -> HttpResponse:
         return render_htmx(request, LIST, "issue-panel", context)
     # The one message says nothing secret; the secret goes only into this response's body.
     if result.allowlist_error:
-        messages.warning(request, f"Key {result.key.prime_key_id} issued without its allow-list.")
+        messages.warning(request, KEY_ISSUED_WITHOUT_ALLOWLIST.format(key=result.key.prime_key_id))
     else:
-        messages.success(request, f"Key {result.key.prime_key_id} issued.")
+        messages.success(request, KEY_ISSUED.format(key=result.key.prime_key_id))
     issued: dict[str, object] = {"prime_user": user, "issued": result, "key": result.key}
     return _no_store(render_htmx(request, ISSUED, "issued-panel", issued))
 
@@ -222,11 +239,9 @@ def key_allowlist(request: StaffRequest, prime_key_id: str) -> HttpResponse:
         )
         return _row_response(request, row)
     if key.whitelisted_ips:
-        messages.success(request, f"Allow-list of key {key.prime_key_id} saved.")
+        messages.success(request, ALLOWLIST_SAVED.format(key=key.prime_key_id))
     else:
-        messages.warning(
-            request, f"Key {key.prime_key_id} has no allow-list: usable from any address."
-        )
+        messages.warning(request, ALLOWLIST_EMPTY_SAVED.format(key=key.prime_key_id))
     return _row_done(request, key)
 
 
@@ -282,9 +297,9 @@ def key_label(request: StaffRequest, prime_key_id: str) -> HttpResponse:
     before = key.label
     key = services.key_update_label(key=key, actor=request.user, label=form.cleaned_data["label"])
     if key.label == before:
-        messages.info(request, f"Key {key.prime_key_id} already had that label.")
+        messages.info(request, LABEL_UNCHANGED.format(key=key.prime_key_id))
     else:
-        messages.success(request, f"Label of key {key.prime_key_id} saved.")
+        messages.success(request, LABEL_SAVED.format(key=key.prime_key_id))
     return _row_done(request, key)
 
 
@@ -305,7 +320,7 @@ def key_revoke(request: StaffRequest, prime_key_id: str) -> HttpResponse:
             key, mode="revoke", form=form, error=failure.message, unknown=failure.outcome_unknown
         )
         return _row_response(request, row)
-    messages.success(request, f"Key {key.prime_key_id} revoked.")
+    messages.success(request, KEY_REVOKED.format(key=key.prime_key_id))
     return _row_done(request, key)
 
 
@@ -320,9 +335,9 @@ def key_resync(request: StaffRequest, prime_key_id: str) -> HttpResponse:
         row = KeyRow(key, error=failure.message, unknown=failure.outcome_unknown)
         return _row_response(request, row)
     if report.differences:
-        messages.info(request, "Resynced: " + " ".join(report.differences))
+        messages.info(request, KEY_RESYNCED.format(differences=" ".join(report.differences)))
     else:
-        messages.success(request, "Resynced: the portal already matched Kraken.")
+        messages.success(request, KEY_RESYNCED_NO_DIFFERENCE)
     return _row_done(request, key)
 
 
@@ -339,7 +354,7 @@ def user_keys_resync(request: StaffRequest, prime_id: str) -> HttpResponse:
         found = len(report.differences)
         messages.info(
             request,
-            f"Resynced with Kraken: {found} difference(s) found."
+            USER_KEYS_RESYNCED.format(count=found)
             + (" " + " ".join(report.differences) if found else ""),
         )
     if wants_fragment(request):
@@ -353,13 +368,9 @@ def user_keys_resync(request: StaffRequest, prime_id: str) -> HttpResponse:
 def sync_summary(report: services.SyncReport) -> str:
     """What a sync found, in one line for the person."""
     if not report.differences:
-        return (
-            f"Synced with Kraken: {report.users_seen} user(s), {report.keys_seen} key(s), "
-            "no differences."
-        )
-    return (
-        f"Synced with Kraken: {len(report.differences)} difference(s) recorded in the audit "
-        f"trail ({report.users_seen} user(s), {report.keys_seen} key(s) checked)."
+        return SYNCED_NO_DIFFERENCE.format(users=report.users_seen, keys=report.keys_seen)
+    return SYNCED.format(
+        count=len(report.differences), users=report.users_seen, keys=report.keys_seen
     )
 
 
@@ -414,7 +425,9 @@ def user_role(request: StaffRequest, prime_id: str) -> HttpResponse:
         )
     except services.PrimeActionFailed as failure:
         return user_panel_failed(request, user, failure)
-    return user_panel_done(request, user, f"{user.name}'s role changed from {old} to {user.role}.")
+    return user_panel_done(
+        request, user, ROLE_CHANGED.format(name=user.name, old=old, new=user.role)
+    )
 
 
 @require_POST

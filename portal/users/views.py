@@ -34,8 +34,15 @@ from portal.users.models import PrimeUser, PrimeUserStatus
 from portal.web import render_htmx, wants_fragment
 
 PANEL = ("users/detail.html", "user-panel")
+# What the person is told (the tests reuse these).
 STATUS_CHOICE_MISSING = "Choose Enabled or Disabled."
 REVIEW_FORM_BROKEN = "Reload the page and review the differences it shows."
+USER_CREATED = "Prime user {name} created ({role})."
+USER_RENAMED = "Renamed {old} to {new}."
+USER_STATUS_NOW = "{name} is now {state}."
+USER_LABELS_SAVED = "Labels of {name} saved."
+DIFFERENCES_REVIEWED = "Differences of {name} marked reviewed."
+DIFFERENCES_ALREADY_REVIEWED = "Someone already reviewed the differences of {name}."
 
 
 class StaffRequest(HttpRequest):
@@ -103,7 +110,7 @@ def user_create(request: StaffRequest) -> HttpResponse:
         except services.PrimeActionFailed as failure:
             context.update(error=failure.message, unknown=failure.outcome_unknown)
             return render_htmx(request, "users/create.html", "create-form", context)
-        messages.success(request, f"Prime user {user.name} created ({user.role}).")
+        messages.success(request, USER_CREATED.format(name=user.name, role=user.role))
         url = reverse("users:detail", args=[user.prime_id])
         return HttpResponseClientRedirect(url) if wants_fragment(request) else redirect(url)
     return render_htmx(request, "users/create.html", "create-form", context)
@@ -175,7 +182,7 @@ def user_rename(request: StaffRequest, prime_id: str) -> HttpResponse:
         services.prime_user_rename(user=user, actor=request.user, name=form.cleaned_data["name"])
     except services.PrimeActionFailed as failure:
         return user_panel_failed(request, user, failure, rename_form=form)
-    return user_panel_done(request, user, f"Renamed {old} to {user.name}.")
+    return user_panel_done(request, user, USER_RENAMED.format(old=old, new=user.name))
 
 
 @require_POST
@@ -192,7 +199,7 @@ def user_status(request: StaffRequest, prime_id: str) -> HttpResponse:
     except services.PrimeActionFailed as failure:
         return user_panel_failed(request, user, failure)
     verb = "enabled" if user.is_enabled else "disabled"
-    return user_panel_done(request, user, f"{user.name} is now {verb}.")
+    return user_panel_done(request, user, USER_STATUS_NOW.format(name=user.name, state=verb))
 
 
 @require_POST
@@ -203,7 +210,7 @@ def user_labels(request: StaffRequest, prime_id: str) -> HttpResponse:
     if not form.is_valid():
         return user_panel(request, user, labels_form=form, status=422)
     services.prime_user_update_labels(user=user, actor=request.user, **form.cleaned_data)
-    return user_panel_done(request, user, f"Labels of {user.name} saved.")
+    return user_panel_done(request, user, USER_LABELS_SAVED.format(name=user.name))
 
 
 @require_POST
@@ -226,9 +233,9 @@ def user_review(request: StaffRequest, prime_id: str) -> HttpResponse:
             error, status = exc.message, 409
         else:
             if had_badge:
-                messages.success(request, f"Differences of {user.name} marked reviewed.")
+                messages.success(request, DIFFERENCES_REVIEWED.format(name=user.name))
             else:
-                messages.info(request, f"Someone already reviewed the differences of {user.name}.")
+                messages.info(request, DIFFERENCES_ALREADY_REVIEWED.format(name=user.name))
     user = _get_user(prime_id)
     if not wants_fragment(request):
         if error:

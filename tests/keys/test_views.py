@@ -172,6 +172,7 @@ def test_issue_with_unknown_outcome_offers_resync(op_client, prime_user, control
     assert response.status_code == 200
     key = ApiKey.objects.get()
     assert key.prime_key_id in response.content.decode()
+    assert views.USER_KEYS_RESYNCED.format(count=1) in response.content.decode()
 
 
 # --- allow-list editor -----------------------------------------------------------------------

@@ -7,7 +7,7 @@ from django.urls import reverse
 
 from portal.audit.models import AuditAction, AuditEvent, Outcome
 from portal.keys.services import prime_sync
-from portal.users import services
+from portal.users import services, views
 from portal.users.models import PrimeUser
 from tests.users.conftest import HX
 
@@ -62,8 +62,9 @@ def test_a_difference_found_after_the_person_looked_is_not_cleared(changed, oper
     admin_client.update_api_user(changed.prime_id, status="Disabled")
     prime_sync(actor=operator, user=changed)
 
-    with pytest.raises(services.DifferencesChanged):
+    with pytest.raises(services.DifferencesChanged) as refused:
         services.prime_user_review_differences(user=changed, actor=operator, seen=looked_at)
+    assert refused.value.message == services.DIFFERENCES_CHANGED
 
     changed.refresh_from_db()
     assert changed.changed_outside_at is not None
@@ -100,6 +101,7 @@ def test_reviewed_on_the_detail_page_with_htmx_returns_the_panel(op_client, chan
     assert "<html" not in body
     assert "changed outside the portal" not in body.split('id="messages"')[0]
     assert "Differences of Renamed at Kraken marked reviewed." in body
+    assert views.DIFFERENCES_REVIEWED.format(name="Renamed at Kraken") in body
     assert len(_events()) == 1
 
 
