@@ -20,7 +20,7 @@ from portal.audit.services import audit_record
 from portal.audit.verify import read_head
 from portal.staff.access import require_perm
 from portal.staff.roles import VIEW_PORTAL
-from portal.web import render_htmx
+from portal.web import no_store, render_htmx
 
 LIST = ("audit/list.html", "results")
 
@@ -41,17 +41,10 @@ def event_list(request: HttpRequest) -> HttpResponse:
         older_than=form.cleaned_data.get("older"),
         newer_than=form.cleaned_data.get("newer"),
     )
-    base = reverse("audit:list")
     context.update(
         page=page,
+        links=page.links(request.GET),
         filtered=not filters.is_empty(),
-        newest_url=f"{base}{filter_query(filters)}" if page.has_newer else "",
-        newer_url=f"{base}{filter_query(filters, newer=page.newer_cursor)}"
-        if page.has_newer
-        else "",
-        older_url=f"{base}{filter_query(filters, older=page.older_cursor)}"
-        if page.has_older
-        else "",
         export_csv=f"{reverse('audit:export')}{filter_query(filters, format='csv')}",
         export_jsonl=f"{reverse('audit:export')}{filter_query(filters, format='jsonl')}",
     )
@@ -104,7 +97,7 @@ def event_export(request: HttpRequest) -> HttpResponse:
         content_type=CONTENT_TYPES[fmt],
     )
     response.headers["Content-Disposition"] = f'attachment; filename="audit-{stamp}.{fmt}"'
-    response.headers["Cache-Control"] = "no-store"
+    no_store(response)
     return response
 
 

@@ -21,7 +21,7 @@ from portal.staff.roles import MANAGE_KEYS, VIEW_PORTAL
 from portal.users import selectors as user_selectors
 from portal.users.models import PrimeUser
 from portal.users.services import prime_sync
-from portal.web import render_htmx, wants_fragment
+from portal.web import no_store, render_htmx, wants_fragment
 
 LIST = "keys/list.html"
 ISSUED = "keys/issued.html"
@@ -92,12 +92,6 @@ def _row_done(request: HttpRequest, key: ApiKey) -> HttpResponse:
     return _row_response(request, KeyRow(_get_key(key.prime_key_id)))
 
 
-def _no_store(response: HttpResponse) -> HttpResponse:
-    response.headers["Cache-Control"] = "no-store, max-age=0"
-    response.headers["Pragma"] = "no-cache"
-    return response
-
-
 @require_GET
 @require_perm(VIEW_PORTAL)
 def key_list(request: HttpRequest, prime_id: str) -> HttpResponse:
@@ -115,7 +109,7 @@ def key_issue(request: HttpRequest, prime_id: str) -> HttpResponse:
     """Issue a key and show its secret in this response only; a GET shows nothing secret."""
     user = _get_user(prime_id)
     if request.method == "GET":
-        return _no_store(render_htmx(request, ISSUED, "issued-panel", {"prime_user": user}))
+        return no_store(render_htmx(request, ISSUED, "issued-panel", {"prime_user": user}))
     form = IssueForm(request.POST, user=user)
     if not form.is_valid():
         if "token" in form.errors:
@@ -135,7 +129,7 @@ def key_issue(request: HttpRequest, prime_id: str) -> HttpResponse:
         )
     except services.KeyAlreadyIssued as already:
         context = {"prime_user": user, "key": already.key, "already_used": True}
-        return _no_store(render_htmx(request, ISSUED, "issued-panel", context))
+        return no_store(render_htmx(request, ISSUED, "issued-panel", context))
     except services.PrimeActionFailed as failure:
         context = _page_context(
             user,
@@ -150,7 +144,7 @@ def key_issue(request: HttpRequest, prime_id: str) -> HttpResponse:
     else:
         messages.success(request, f"Key {result.key.prime_key_id} issued.")
     context = {"prime_user": user, "issued": result, "key": result.key}
-    return _no_store(render_htmx(request, ISSUED, "issued-panel", context))
+    return no_store(render_htmx(request, ISSUED, "issued-panel", context))
 
 
 @require_GET

@@ -3,14 +3,11 @@
 from __future__ import annotations
 
 from typing import Any
-from urllib.parse import urlencode
 
 from django.contrib import messages
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect
-from django.urls import reverse
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
-from django_htmx.http import HttpResponseClientRedirect
 
 from portal.staff.access import require_perm
 from portal.staff.roles import MANAGE_PRIME_USERS, VIEW_PORTAL
@@ -25,7 +22,7 @@ from portal.users.forms import (
     UserFilterForm,
 )
 from portal.users.models import PrimeUser, PrimeUserStatus
-from portal.web import render_htmx, wants_fragment
+from portal.web import redirect_to, render_htmx, wants_fragment
 
 PANEL = ("users/detail.html", "user-panel")
 
@@ -35,12 +32,6 @@ def _get_user(prime_id: str) -> PrimeUser:
     if user is None:
         raise Http404("No such Prime user in the portal.")
     return user
-
-
-def _page_url(filters: dict[str, str], **cursor: str) -> str:
-    params = {k: v for k, v in filters.items() if v and k in ("q", "role", "status")}
-    params.update({k: v for k, v in cursor.items() if v})
-    return reverse("users:list") + (f"?{urlencode(params)}" if params else "")
 
 
 def _sync_summary(report: services.SyncReport) -> str:
@@ -71,9 +62,7 @@ def user_list(request: HttpRequest) -> HttpResponse:
     context = {
         "filter_form": form,
         "page": page,
-        "next_url": _page_url(filters, after=page.next_cursor or "") if page.next_cursor else "",
-        "prev_url": _page_url(filters, before=page.prev_cursor or "") if page.prev_cursor else "",
-        "first_url": _page_url(filters) if page.prev_cursor else "",
+        "links": page.links(request.GET),
         "filtered": any(filters.get(k) for k in ("q", "role", "status")),
     }
     return render_htmx(request, "users/list.html", "user-results", context)
@@ -102,8 +91,7 @@ def user_create(request: HttpRequest) -> HttpResponse:
             context.update(error=failure.message, unknown=failure.outcome_unknown)
             return render_htmx(request, "users/create.html", "create-form", context)
         messages.success(request, f"Prime user {user.name} created ({user.role}).")
-        url = reverse("users:detail", args=[user.prime_id])
-        return HttpResponseClientRedirect(url) if wants_fragment(request) else redirect(url)
+        return redirect_to(request, "users:detail", prime_id=user.prime_id)
     return render_htmx(request, "users/create.html", "create-form", context)
 
 
@@ -309,5 +297,4 @@ def sync_all(request: HttpRequest) -> HttpResponse:
         messages.error(request, failure.message)
     else:
         messages.success(request, _sync_summary(report))
-    url = reverse("users:list")
-    return HttpResponseClientRedirect(url) if wants_fragment(request) else redirect(url)
+    return redirect_to(request, "users:list")
