@@ -41,7 +41,7 @@ class Keyset:
     order: tuple[str, ...]
     forward: str = "after"
     backward: str = "before"
-    labels: tuple[str, str, str] = ("« First", "‹ Previous", "Next ›")
+    labels: tuple[str, str, str] = ("First", "Previous", "Next")
     per_page: int = 50
 
     def page(
@@ -121,8 +121,9 @@ class Keyset:
 
 @dataclass(frozen=True)
 class PagerLink:
-    """One link of a pager: its label and the query string parameters it goes to."""
+    """One link of a pager: first, previous or next, its label and the query it goes to."""
 
+    kind: str
     label: str
     query: QueryDict
 
@@ -145,14 +146,14 @@ class KeysetPage(Generic[M]):
         base.pop(keyset.backward, None)
         links = []
         if self.prev_cursor:
-            links.append(PagerLink(first_label, base))
+            links.append(PagerLink("first", first_label, base))
             previous = base.copy()
             previous[keyset.backward] = self.prev_cursor
-            links.append(PagerLink(prev_label, previous))
+            links.append(PagerLink("previous", prev_label, previous))
         if self.next_cursor:
             following = base.copy()
             following[keyset.forward] = self.next_cursor
-            links.append(PagerLink(next_label, following))
+            links.append(PagerLink("next", next_label, following))
         return links
 
 

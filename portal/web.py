@@ -73,7 +73,10 @@ def render_htmx(
     """
     name = f"{template}#{partial}" if wants_fragment(request) else template
     content = render_to_string(name, context or {}, request=request)
-    response = HttpResponseStopPolling(content) if stop_polling else HttpResponse(content, status=status)
+    if stop_polling:
+        response: HttpResponse = HttpResponseStopPolling(content)
+    else:
+        response = HttpResponse(content, status=status)
     vary_on_htmx(response)
     return response
 

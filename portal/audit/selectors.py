@@ -20,7 +20,7 @@ EVENT_PAGES = Keyset(
     order=("-seq",),
     forward="older",
     backward="newer",
-    labels=("« Newest", "‹ Newer", "Older ›"),
+    labels=("Newest", "Newer", "Older"),
     per_page=PER_PAGE,
 )
 

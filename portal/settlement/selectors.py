@@ -9,7 +9,7 @@ from datetime import datetime, timedelta
 from decimal import Decimal
 
 from django.conf import settings
-from django.db.models import Q, QuerySet
+from django.db.models import Q
 from django.utils import timezone
 
 from portal.audit.models import AuditEvent, TargetType
@@ -36,7 +36,7 @@ BATCH_PAGES = Keyset(
     order=("-created_at", "-pk"),
     forward="older",
     backward="newer",
-    labels=("« Newest", "‹ Newer", "Older ›"),
+    labels=("Newest", "Newer", "Older"),
     per_page=50,
 )
 

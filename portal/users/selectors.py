@@ -7,8 +7,8 @@ from dataclasses import dataclass, field, replace
 from django.db.models import Count, Q, QuerySet
 
 from portal.db import count_per_row
-from portal.paging import Keyset, KeysetPage
 from portal.keys.models import ApiKey
+from portal.paging import Keyset, KeysetPage
 from portal.users.models import PrimeUser
 from primeapi.models import ROLE_PERMISSIONS
 
