@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 from django.conf import settings
 from django.contrib import messages
+from django.forms.renderers import TemplatesSetting
 from django.http import HttpRequest, HttpResponse, HttpResponseBase
 from django.shortcuts import redirect, resolve_url
 from django.template.loader import render_to_string
@@ -100,6 +101,13 @@ def no_store(response: HttpResponseBase) -> HttpResponseBase:
     """Keep this response out of every cache (a secret, a one-time code, an export)."""
     patch_cache_control(response, no_store=True)
     return response
+
+
+class FormRenderer(TemplatesSetting):
+    """Forms render with the portal's templates: `{{ form }}` and `{{ form.x.as_field_group }}`."""
+
+    form_template_name = "forms/form.html"
+    field_template_name = "forms/field.html"
 
 
 def client_ip(request: HttpRequest) -> str | None:
