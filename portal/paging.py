@@ -21,7 +21,6 @@ from datetime import datetime
 from typing import Any, Generic, TypeVar
 
 from django.core.exceptions import FieldDoesNotExist
-from django.core.serializers.json import DjangoJSONEncoder
 from django.db import models
 from django.db.models import Q, QuerySet
 from django.http import QueryDict
@@ -78,7 +77,9 @@ class Keyset:
         values = [getattr(row, _field_name(name)) for name in self.order]
         if len(values) == 1 and isinstance(values[0], int):
             return str(values[0])
-        raw = json.dumps(values, cls=DjangoJSONEncoder, ensure_ascii=False).encode("utf-8")
+        # Times in full (DjangoJSONEncoder would cut them to milliseconds and lose the place).
+        plain = [v.isoformat() if isinstance(v, datetime) else v for v in values]
+        raw = json.dumps(plain, ensure_ascii=False).encode("utf-8")
         return base64.urlsafe_b64encode(raw).decode("ascii").rstrip("=")
 
     def decode(self, model: type[models.Model], cursor: str | None) -> tuple[Any, ...] | None:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import ipaddress
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from django.conf import settings
 from django.contrib import messages
@@ -26,6 +26,8 @@ if TYPE_CHECKING:
 
     from portal.staff.models import Staff
 
+R = TypeVar("R", bound=HttpResponseBase)
+
 # The request headers a page-or-fragment answer depends on.
 HTMX_VARY = ("HX-Request", "HX-History-Restore-Request")
 
@@ -39,7 +41,7 @@ class HtmxHttpRequest(HttpRequest):
 class StaffRequest(HtmxHttpRequest):
     """A request from a signed-in staff member (the login middleware guarantees it)."""
 
-    user: Staff  # type: ignore[assignment]
+    user: Staff
 
 
 def is_htmx(request: HttpRequest) -> bool:
@@ -49,11 +51,11 @@ def is_htmx(request: HttpRequest) -> bool:
 
 def wants_fragment(request: HttpRequest) -> bool:
     """An htmx request that wants a fragment (a history restore needs the whole page)."""
-    htmx = getattr(request, "htmx", None)
-    return bool(htmx) and not htmx.history_restore_request
+    htmx: HtmxDetails | None = getattr(request, "htmx", None)
+    return htmx is not None and bool(htmx) and not htmx.history_restore_request
 
 
-def vary_on_htmx(response: HttpResponseBase) -> HttpResponseBase:
+def vary_on_htmx(response: R) -> R:
     """Tell caches the answer depends on whether htmx asked."""
     patch_vary_headers(response, HTMX_VARY)
     return response
@@ -97,7 +99,7 @@ def redirect_to(request: HttpRequest, to: Any, *args: Any, **kwargs: Any) -> Htt
     return response
 
 
-def no_store(response: HttpResponseBase) -> HttpResponseBase:
+def no_store(response: R) -> R:
     """Keep this response out of every cache (a secret, a one-time code, an export)."""
     patch_cache_control(response, no_store=True)
     return response
@@ -172,7 +174,7 @@ def portal_context(request: HttpRequest) -> dict[str, Any]:
             "portal_env": settings.PORTAL_ENV,
             "two_factor_pending": True,
         }
-    nav = navigation_for(user)
+    nav: list[dict[str, Any]] = [dict(item) for item in navigation_for(user)]
     path = request.path
     for item in nav:
         item["active"] = path == item["url"] or path.startswith(item["url"].rstrip("/") + "/")

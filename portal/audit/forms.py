@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from typing import Any
 
 from django import forms
 
@@ -17,7 +18,7 @@ MAX_SEQ = 2**63 - 1
 _TIME_FORMATS = ["%Y-%m-%dT%H:%M", "%Y-%m-%dT%H:%M:%S", "%Y-%m-%d %H:%M", "%Y-%m-%d"]
 
 
-def _any(label: str, choices) -> list[tuple[str, str]]:
+def _any(label: str, choices: list[tuple[str, str]]) -> list[tuple[str, str]]:
     return [("", label), *choices]
 
 
@@ -60,8 +61,8 @@ class AuditFilterForm(forms.Form):
         required=False, min_value=0, max_value=MAX_SEQ, widget=forms.HiddenInput
     )
 
-    def clean(self):
-        data = super().clean()
+    def clean(self) -> dict[str, Any]:
+        data = super().clean() or {}
         since, until = data.get("since"), data.get("until")
         if since and until and since >= until:
             self.add_error("until", "Must be later than From.")

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from django.http import Http404, HttpRequest, HttpResponse, StreamingHttpResponse
+from django.http import Http404, HttpResponse, HttpResponseBase, StreamingHttpResponse
 from django.urls import reverse
 from django.utils import timezone
 from django.views.decorators.http import require_GET
@@ -20,14 +20,14 @@ from portal.audit.services import audit_record
 from portal.audit.verify import read_head
 from portal.staff.access import require_perm
 from portal.staff.roles import VIEW_PORTAL
-from portal.web import no_store, render_htmx
+from portal.web import StaffRequest, no_store, render_htmx
 
 LIST = ("audit/list.html", "results")
 
 
 @require_GET
 @require_perm(VIEW_PORTAL)
-def event_list(request: HttpRequest) -> HttpResponse:
+def event_list(request: StaffRequest) -> HttpResponse:
     """Newest first, filtered as you type, one page at a time by keyset on seq."""
     form = AuditFilterForm(request.GET)
     # A callable: the template asks for it only when it draws the whole page.
@@ -53,7 +53,7 @@ def event_list(request: HttpRequest) -> HttpResponse:
 
 @require_GET
 @require_perm(VIEW_PORTAL)
-def event_detail(request: HttpRequest, seq: int) -> HttpResponse:
+def event_detail(request: StaffRequest, seq: int) -> HttpResponse:
     """One event: who, what, from where, before/after as a diff, Kraken's answer, hashes."""
     try:
         event = selectors.audit_event_get(seq=seq)
@@ -73,7 +73,7 @@ def event_detail(request: HttpRequest, seq: int) -> HttpResponse:
 
 @require_GET
 @require_perm(VIEW_PORTAL)
-def event_export(request: HttpRequest) -> HttpResponse:
+def event_export(request: StaffRequest) -> HttpResponseBase:
     """The current filter as CSV or JSON Lines, streamed, with a proof trailer."""
     form = AuditFilterForm(request.GET)
     fmt = request.GET.get("format", "csv")

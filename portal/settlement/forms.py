@@ -14,7 +14,7 @@ from portal.settlement.models import AssetKind, BatchStatus
 class _NoColonForm(forms.Form):
     """The portal's labels carry no colon."""
 
-    def __init__(self, *args, **kwargs):
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
         kwargs.setdefault("label_suffix", "")
         super().__init__(*args, **kwargs)
 
@@ -38,8 +38,8 @@ class BatchFilterForm(_NoColonForm):
         widget=forms.DateInput(attrs={"type": "date"}),
     )
 
-    def clean(self):
-        cleaned = super().clean()
+    def clean(self) -> dict[str, Any]:
+        cleaned = super().clean() or {}
         start, end = cleaned.get("created_from"), cleaned.get("created_until")
         if start and end and start > end:
             raise forms.ValidationError("The start date is after the end date.")

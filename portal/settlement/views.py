@@ -20,7 +20,7 @@ from portal.settlement.forms import BatchCreateForm, BatchFilterForm, RejectForm
 from portal.settlement.models import Batch, Leg, SettlementRequest
 from portal.staff.access import require_perm
 from portal.staff.roles import APPROVE_SETTLEMENT, REQUEST_SETTLEMENT, VIEW_PORTAL
-from portal.web import redirect_to, render_htmx, wants_fragment
+from portal.web import StaffRequest, redirect_to, render_htmx, wants_fragment
 
 DETAIL = "settlement/batch_detail.html"
 
@@ -51,7 +51,7 @@ def require_any_perm(*perms: str) -> Callable:
 
 @require_GET
 @require_perm(VIEW_PORTAL)
-def batch_list(request: HttpRequest) -> HttpResponse:
+def batch_list(request: StaffRequest) -> HttpResponse:
     """Mirrored batches, newest first, filtered by status and creation date."""
     form = BatchFilterForm(request.GET or None)
     page = selectors.batch_list(

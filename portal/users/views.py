@@ -22,7 +22,7 @@ from portal.users.forms import (
     UserFilterForm,
 )
 from portal.users.models import PrimeUser, PrimeUserStatus
-from portal.web import redirect_to, render_htmx, wants_fragment
+from portal.web import StaffRequest, redirect_to, render_htmx, wants_fragment
 
 PANEL = ("users/detail.html", "user-panel")
 
@@ -48,7 +48,7 @@ def _sync_summary(report: services.SyncReport) -> str:
 
 @require_GET
 @require_perm(VIEW_PORTAL)
-def user_list(request: HttpRequest) -> HttpResponse:
+def user_list(request: StaffRequest) -> HttpResponse:
     """The mirror of Prime API users, searchable and filtered as you type."""
     form = UserFilterForm(request.GET)
     filters = form.values()

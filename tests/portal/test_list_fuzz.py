@@ -96,9 +96,7 @@ def viewing(client, viewer):
     now = timezone.now()
     PrimeUser.objects.bulk_create(
         [
-            PrimeUser(
-                prime_id=f"U{i:012d}", name=f"user {i}", role="Viewer", created_at=now
-            )
+            PrimeUser(prime_id=f"U{i:012d}", name=f"user {i}", role="Viewer", created_at=now)
             for i in range(3)
         ]
     )
