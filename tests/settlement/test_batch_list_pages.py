@@ -36,7 +36,9 @@ def batches():
     for i in range(PER_PAGE + 5):
         # Pairs share a creation time: the id orders them.
         mirror_batch(prime_batch_id=f"B_{i:04d}", created_at=now - timedelta(minutes=i // 2))
-    return list(Batch.objects.order_by("-created_at", "-pk").values_list("prime_batch_id", flat=True))
+    return list(
+        Batch.objects.order_by("-created_at", "-pk").values_list("prime_batch_id", flat=True)
+    )
 
 
 def test_the_list_walks_older_and_back_without_counting(client, viewer, batches):
