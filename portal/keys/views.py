@@ -13,24 +13,21 @@ from django import forms
 from django.contrib import messages
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect
-from django.urls import reverse
 from django.views.decorators.cache import never_cache
 from django.views.decorators.debug import sensitive_post_parameters, sensitive_variables
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
-from django_htmx.http import HttpResponseClientRedirect
 
 from portal.keys import selectors, services
 from portal.keys.allowlist import AllowlistDiff, ParsedAllowlist, diff_allowlist
 from portal.keys.forms import AllowlistForm, IssueForm, LabelForm, RevokeForm, new_issue_token
 from portal.keys.models import ApiKey
 from portal.staff.access import require_perm
-from portal.staff.models import Staff
 from portal.staff.roles import MANAGE_KEYS, MANAGE_PRIME_USERS, VIEW_PORTAL
 from portal.users import selectors as user_selectors
 from portal.users.forms import RoleForm
 from portal.users.models import PrimeUser
 from portal.users.views import user_panel, user_panel_done, user_panel_failed
-from portal.web import render_htmx, wants_fragment
+from portal.web import StaffRequest, no_store, redirect_to, render_htmx, wants_fragment
 
 LIST = "keys/list.html"
 ISSUED = "keys/issued.html"
@@ -53,12 +50,6 @@ SYNCED = (
     "Synced with Kraken: {count} difference(s) recorded in the audit trail "
     "({users} user(s), {keys} key(s) checked)."
 )
-
-
-class StaffRequest(HttpRequest):
-    """A request from a signed-in person (the permission decorators made sure of it)."""
-
-    user: Staff
 
 
 @dataclass
@@ -126,12 +117,6 @@ def _row_done(request: HttpRequest, key: ApiKey) -> HttpResponse:
     return _row_response(request, KeyRow(_get_key(key.prime_key_id)))
 
 
-def _no_store(response: HttpResponse) -> HttpResponse:
-    response.headers["Cache-Control"] = "no-store, max-age=0"
-    response.headers["Pragma"] = "no-cache"
-    return response
-
-
 @require_GET
 @require_perm(VIEW_PORTAL)
 def key_list(request: StaffRequest, prime_id: str) -> HttpResponse:
@@ -149,7 +134,7 @@ def key_issue(request: StaffRequest, prime_id: str) -> HttpResponse:
     """Issue a key and show its secret in this response only; a GET shows nothing secret."""
     user = _get_user(prime_id)
     if request.method == "GET":
-        return _no_store(render_htmx(request, ISSUED, "issued-panel", {"prime_user": user}))
+        return no_store(render_htmx(request, ISSUED, "issued-panel", {"prime_user": user}))
     form = IssueForm(request.POST, user=user)
     if not form.is_valid():
         if "token" in form.errors:
@@ -168,7 +153,7 @@ def key_issue(request: StaffRequest, prime_id: str) -> HttpResponse:
         )
     except services.KeyAlreadyIssued as already:
         context = {"prime_user": user, "key": already.key, "already_used": True}
-        return _no_store(render_htmx(request, ISSUED, "issued-panel", context))
+        return no_store(render_htmx(request, ISSUED, "issued-panel", context))
     except services.PrimeActionFailed as failure:
         context = _page_context(
             user,
@@ -183,7 +168,7 @@ def key_issue(request: StaffRequest, prime_id: str) -> HttpResponse:
     else:
         messages.success(request, KEY_ISSUED.format(key=result.key.prime_key_id))
     issued: dict[str, object] = {"prime_user": user, "issued": result, "key": result.key}
-    return _no_store(render_htmx(request, ISSUED, "issued-panel", issued))
+    return no_store(render_htmx(request, ISSUED, "issued-panel", issued))
 
 
 @require_GET
@@ -452,5 +437,4 @@ def sync_all(request: StaffRequest) -> HttpResponse:
         messages.error(request, failure.message)
     else:
         messages.success(request, sync_summary(report))
-    url = reverse("users:list")
-    return HttpResponseClientRedirect(url) if wants_fragment(request) else redirect(url)
+    return redirect_to(request, "users:list")

@@ -8,17 +8,13 @@ They answer with this panel through `user_panel` / `user_panel_done`.
 from __future__ import annotations
 
 from typing import Any
-from urllib.parse import urlencode
 
 from django.contrib import messages
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect
-from django.urls import reverse
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
-from django_htmx.http import HttpResponseClientRedirect
 
 from portal.staff.access import require_perm
-from portal.staff.models import Staff
 from portal.staff.roles import MANAGE_PRIME_USERS, VIEW_PORTAL
 from portal.users import selectors, services
 from portal.users.forms import (
@@ -31,7 +27,7 @@ from portal.users.forms import (
     UserFilterForm,
 )
 from portal.users.models import PrimeUser, PrimeUserStatus
-from portal.web import render_htmx, wants_fragment
+from portal.web import StaffRequest, redirect_to, render_htmx, wants_fragment
 
 PANEL = ("users/detail.html", "user-panel")
 # What the person is told (the tests reuse these).
@@ -45,23 +41,11 @@ DIFFERENCES_REVIEWED = "Differences of {name} marked reviewed."
 DIFFERENCES_ALREADY_REVIEWED = "Someone already reviewed the differences of {name}."
 
 
-class StaffRequest(HttpRequest):
-    """A request from a signed-in person (the permission decorators made sure of it)."""
-
-    user: Staff
-
-
 def _get_user(prime_id: str) -> PrimeUser:
     user = selectors.prime_user_get(prime_id=prime_id)
     if user is None:
         raise Http404("No such Prime user in the portal.")
     return user
-
-
-def _page_url(filters: dict[str, str], **cursor: str) -> str:
-    params = {k: v for k, v in filters.items() if v and k in ("q", "role", "status")}
-    params.update({k: v for k, v in cursor.items() if v})
-    return reverse("users:list") + (f"?{urlencode(params)}" if params else "")
 
 
 @require_GET
@@ -80,9 +64,7 @@ def user_list(request: StaffRequest) -> HttpResponse:
     context = {
         "filter_form": form,
         "page": page,
-        "next_url": _page_url(filters, after=page.next_cursor or "") if page.next_cursor else "",
-        "prev_url": _page_url(filters, before=page.prev_cursor or "") if page.prev_cursor else "",
-        "first_url": _page_url(filters) if page.prev_cursor else "",
+        "links": page.links(request.GET),
         "filtered": any(filters.get(k) for k in ("q", "role", "status")),
     }
     return render_htmx(request, "users/list.html", "user-results", context)
@@ -111,8 +93,7 @@ def user_create(request: StaffRequest) -> HttpResponse:
             context.update(error=failure.message, unknown=failure.outcome_unknown)
             return render_htmx(request, "users/create.html", "create-form", context)
         messages.success(request, USER_CREATED.format(name=user.name, role=user.role))
-        url = reverse("users:detail", args=[user.prime_id])
-        return HttpResponseClientRedirect(url) if wants_fragment(request) else redirect(url)
+        return redirect_to(request, "users:detail", prime_id=user.prime_id)
     return render_htmx(request, "users/create.html", "create-form", context)
 
 
