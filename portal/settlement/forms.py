@@ -3,17 +3,19 @@
 from __future__ import annotations
 
 from datetime import datetime, time, timedelta
+from typing import Any
 
 from django import forms
 from django.utils import timezone
 
+from portal.settlement import messages
 from portal.settlement.models import AssetKind, BatchStatus
 
 
 class _NoColonForm(forms.Form):
     """The portal's labels carry no colon."""
 
-    def __init__(self, *args, **kwargs):
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
         kwargs.setdefault("label_suffix", "")
         super().__init__(*args, **kwargs)
 
@@ -37,14 +39,14 @@ class BatchFilterForm(_NoColonForm):
         widget=forms.DateInput(attrs={"type": "date"}),
     )
 
-    def clean(self):
-        cleaned = super().clean()
+    def clean(self) -> dict[str, Any]:
+        cleaned = super().clean() or {}
         start, end = cleaned.get("created_from"), cleaned.get("created_until")
         if start and end and start > end:
             raise forms.ValidationError("The start date is after the end date.")
         return cleaned
 
-    def filters(self) -> dict:
+    def filters(self) -> dict[str, Any]:
         """Keyword arguments for `selectors.batch_list` (aware datetimes, end exclusive)."""
         if not self.is_valid():
             return {}
@@ -64,5 +66,5 @@ class RejectForm(forms.Form):
         max_length=500,
         strip=True,
         label="Reason",
-        error_messages={"required": "Give a reason for the rejection."},
+        error_messages={"required": messages.REASON_REQUIRED},
     )

@@ -11,7 +11,7 @@ from django.utils import timezone
 
 from portal.actors import SystemActor
 from portal.settlement import services
-from portal.settlement.models import Batch, IntentState, Leg, SettlementRequest
+from portal.settlement.models import Batch, IntentState, Leg, SettlementIntent
 
 # Buy 1.5 BTC at 30000 USD and sell 10 ETH at 2000 USD:
 # BTC +1.5 (incoming), ETH -10 (outgoing), USD -45000 + 20000 = -25000 (outgoing).
@@ -57,7 +57,7 @@ def mirror_batch(
     return batch
 
 
-def open_request(leg: Leg, requester, *, state=IntentState.REQUESTED, **extra) -> SettlementRequest:
+def open_intent(leg: Leg, requester, *, state=IntentState.REQUESTED, **extra) -> SettlementIntent:
     """An intent written straight to the database (for tests that need a given state)."""
     now = timezone.now()
     fields = {
@@ -72,7 +72,7 @@ def open_request(leg: Leg, requester, *, state=IntentState.REQUESTED, **extra) -
         "expires_at": now + timedelta(hours=1),
     }
     fields.update(extra)
-    return SettlementRequest.objects.create(**fields)
+    return SettlementIntent.objects.create(**fields)
 
 
 @pytest.fixture

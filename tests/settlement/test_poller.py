@@ -7,7 +7,7 @@ import signal
 import subprocess
 import sys
 import time
-from datetime import timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -15,11 +15,11 @@ from django.core.management import call_command
 from django.utils import timezone
 
 from portal.audit.models import AuditAction, AuditEvent
-from portal.settlement import services
+from portal.settlement import messages, services
 from portal.settlement.models import Batch, IntentState, Leg
 from portal.settlement.poller import Backoff, Poller, TokenBucket
 from primeapi import PrimeClient
-from tests.settlement.conftest import TRADES, child_environment, mirror_batch, open_request
+from tests.settlement.conftest import TRADES, child_environment, mirror_batch, open_intent
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -30,6 +30,19 @@ class FakeClock:
 
     def __call__(self) -> float:
         return self.now
+
+
+class FakeWallClock:
+    """An aware wall clock that moves only when the test says so."""
+
+    def __init__(self, start: datetime) -> None:
+        self.now = start
+
+    def __call__(self) -> datetime:
+        return self.now
+
+    def advance(self, by: timedelta) -> None:
+        self.now += by
 
 
 # --- the budget and the backoff (no database, no Kraken) --------------------------------------
@@ -70,8 +83,8 @@ def test_a_cycle_follows_a_transfer_to_settled_and_audits_it_as_the_poller(
     kraken_batch, operator, approver, prime_settings
 ):
     leg = Leg.objects.select_related("batch").get(batch=kraken_batch, asset="BTC")
-    intent = services.leg_request(leg=leg, actor=operator)
-    services.leg_approve(request_id=intent.pk, actor=approver)
+    intent = services.intent_request(leg=leg, actor=operator)
+    services.intent_approve(intent_id=intent.pk, actor=approver)
     prime_settings.control.complete_pending_transfers()
     poller = Poller(interval=5, budget_per_minute=30)
     report = poller.run_cycle()
@@ -83,6 +96,26 @@ def test_a_cycle_follows_a_transfer_to_settled_and_audits_it_as_the_poller(
     )
     assert changed.filter(target_id=intent.audit_id).exists()
     assert "prime_poll cycle=1" in report.line(1.0, 5.0)
+
+
+@pytest.mark.django_db
+def test_a_cycle_expires_requests_past_their_deadline_on_its_own_clock(
+    operator, approver, prime_settings
+):
+    leg = Leg.objects.get(batch=mirror_batch(), asset="BTC")
+    intent = services.intent_request(leg=leg, actor=operator)
+    wall = FakeWallClock(timezone.now())
+    poller = Poller(interval=5, budget_per_minute=30, now=wall)
+    assert poller.run_cycle().expired == 0  # still within its deadline
+    intent.refresh_from_db()
+    assert intent.state == IntentState.REQUESTED
+    wall.advance(intent.expires_at - wall.now + timedelta(seconds=1))
+    assert poller.run_cycle().expired == 1
+    intent.refresh_from_db()
+    assert intent.state == IntentState.EXPIRED
+    assert intent.note == messages.EXPIRED
+    expired = AuditEvent.objects.get(action=AuditAction.LEG_EXPIRED)
+    assert expired.actor_label == "system:prime_poll"
 
 
 @pytest.mark.django_db
@@ -129,7 +162,7 @@ def test_server_errors_and_dropped_connections_back_off_exponentially(kraken_bat
 @pytest.mark.django_db
 def test_a_cycle_expires_stale_requests(operator, prime_settings):
     batch = mirror_batch()
-    intent = open_request(
+    intent = open_intent(
         Leg.objects.get(batch=batch, asset="BTC"),
         operator,
         expires_at=timezone.now() - timedelta(seconds=1),
@@ -146,7 +179,7 @@ def test_a_cycle_expires_stale_requests(operator, prime_settings):
 def test_a_cycle_reconciles_an_unknown_outcome(kraken_batch, operator, approver, prime_settings):
     client = PrimeClient(prime_settings.url, prime_settings.admin_key, prime_settings.admin_secret)
     transfer = client.settle_settlement_batch_asset(kraken_batch.prime_batch_id, "ETH").transfer
-    intent = open_request(
+    intent = open_intent(
         Leg.objects.get(batch=kraken_batch, asset="ETH"),
         operator,
         state=IntentState.OUTCOME_UNKNOWN,
@@ -167,7 +200,7 @@ def test_a_cycle_reconciles_an_unknown_outcome(kraken_batch, operator, approver,
 def test_a_cycle_sends_an_approval_its_approver_left_unsent(
     kraken_batch, operator, approver, prime_settings
 ):
-    intent = open_request(
+    intent = open_intent(
         Leg.objects.get(batch=kraken_batch, asset="BTC"),
         operator,
         state=IntentState.APPROVED,

@@ -10,8 +10,8 @@ from django.utils import timezone
 from portal.actors import SystemActor
 from portal.audit.models import AuditAction, AuditEvent, Outcome
 from portal.settlement import services
-from portal.settlement.models import Batch, IntentState, Leg, SettlementRequest
-from tests.settlement.conftest import TRADES, open_request, settle_calls
+from portal.settlement.models import Batch, IntentState, Leg, SettlementIntent
+from tests.settlement.conftest import TRADES, open_intent, settle_calls
 
 pytestmark = pytest.mark.django_db
 
@@ -21,8 +21,8 @@ def _leg(batch, asset="BTC") -> Leg:
 
 
 def _request_and_approve(batch, operator, approver, asset="BTC"):
-    intent = services.leg_request(leg=_leg(batch, asset), actor=operator)
-    result = services.leg_approve(request_id=intent.pk, actor=approver)
+    intent = services.intent_request(leg=_leg(batch, asset), actor=operator)
+    result = services.intent_approve(intent_id=intent.pk, actor=approver)
     result.intent.refresh_from_db()
     return result
 
@@ -102,11 +102,11 @@ def test_a_double_click_or_retry_of_approve_does_not_resend(
     kraken_batch, operator, approver, second_approver, prime_settings
 ):
     first = _request_and_approve(kraken_batch, operator, approver)
-    again = services.leg_approve(request_id=first.intent.pk, actor=approver)
-    other = services.leg_approve(request_id=first.intent.pk, actor=second_approver)
+    again = services.intent_approve(intent_id=first.intent.pk, actor=approver)
+    other = services.intent_approve(intent_id=first.intent.pk, actor=second_approver)
     assert again.level == other.level == "info"
     assert "already" in again.message
-    assert services.intent_send(request_id=first.intent.pk, actor=approver).level == "info"
+    assert services.intent_send(intent_id=first.intent.pk, actor=approver).level == "info"
     assert len(settle_calls(prime_settings)) == 1
     assert AuditEvent.objects.filter(action=AuditAction.LEG_APPROVED).count() == 1
 
@@ -134,9 +134,9 @@ def test_an_unconfirmed_batch_is_refused_plainly_and_the_leg_is_requestable_agai
 def test_a_leg_kraken_will_not_settle_is_refused_plainly(
     kraken_batch, operator, approver, prime_settings
 ):
-    intent = services.leg_request(leg=_leg(kraken_batch), actor=operator)
+    intent = services.intent_request(leg=_leg(kraken_batch), actor=operator)
     prime_settings.control.set_can_settle(kraken_batch.prime_batch_id, "BTC", False)
-    result = services.leg_approve(request_id=intent.pk, actor=approver)
+    result = services.intent_approve(intent_id=intent.pk, actor=approver)
     assert result.intent.state == IntentState.FAILED
     assert "cannot be settled" in result.message
     assert settle_calls(prime_settings) == []
@@ -160,9 +160,9 @@ def test_a_timeout_after_kraken_executed_is_reconciled_without_a_second_settle(
     assert reconciled.message == intent.note
     assert "went through" in result.message
 
-    assert services.leg_approve(request_id=intent.pk, actor=approver).level == "info"
+    assert services.intent_approve(intent_id=intent.pk, actor=approver).level == "info"
     with pytest.raises(services.SettlementError):
-        services.leg_request(leg=_leg(kraken_batch), actor=operator)
+        services.intent_request(leg=_leg(kraken_batch), actor=operator)
     prime_settings.control.complete_pending_transfers()
     services.batch_refresh(prime_batch_id=kraken_batch.prime_batch_id, actor=SystemActor.POLLER)
     intent.refresh_from_db()
@@ -191,9 +191,9 @@ def test_a_5xx_stays_unknown_until_kraken_shows_nothing_happened(
     assert "no transfer for this leg yet" in intent.note
     assert result.level == "warning"
     # Nothing can be sent or requested while the outcome is unknown.
-    assert services.leg_approve(request_id=intent.pk, actor=approver).level == "info"
+    assert services.intent_approve(intent_id=intent.pk, actor=approver).level == "info"
     with pytest.raises(services.SettlementError, match="open request"):
-        services.leg_request(leg=_leg(kraken_batch), actor=operator)
+        services.intent_request(leg=_leg(kraken_batch), actor=operator)
 
     settings.SETTLEMENT_RECONCILE_GRACE_SECONDS = 0
     services.batch_refresh(prime_batch_id=kraken_batch.prime_batch_id, actor=SystemActor.POLLER)
@@ -235,7 +235,7 @@ def test_a_send_left_submitting_by_a_crash_is_treated_as_unknown(
     with pytest.raises(OutcomeUnknownError):
         client.settle_settlement_batch_asset(kraken_batch.prime_batch_id, "BTC")
     long_ago = timezone.now() - timedelta(hours=1)
-    intent = open_request(
+    intent = open_intent(
         _leg(kraken_batch),
         operator,
         state=IntentState.SUBMITTING,
@@ -255,7 +255,7 @@ def test_a_send_left_submitting_by_a_crash_is_treated_as_unknown(
 
 
 def test_a_recent_submitting_row_is_left_to_its_sender(kraken_batch, operator, approver):
-    intent = open_request(
+    intent = open_intent(
         _leg(kraken_batch),
         operator,
         state=IntentState.SUBMITTING,
@@ -293,6 +293,6 @@ def test_every_leg_of_a_batch_settles_and_the_batch_becomes_final(
     services.batch_refresh(prime_batch_id=kraken_batch.prime_batch_id, actor=SystemActor.POLLER)
     kraken_batch.refresh_from_db()
     assert kraken_batch.status == "completed" and kraken_batch.is_final
-    states = set(SettlementRequest.objects.values_list("state", flat=True))
+    states = set(SettlementIntent.objects.values_list("state", flat=True))
     assert states == {IntentState.SETTLED}
     assert AuditEvent.objects.filter(action=AuditAction.BATCH_STATUS_CHANGED).exists()
