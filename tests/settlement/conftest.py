@@ -115,3 +115,21 @@ def child_environment(sandbox=None) -> dict[str, str]:
         env["PRIME_API_SECRET"] = sandbox.admin_secret
     env["DJANGO_SETTINGS_MODULE"] = "portal.settings"
     return env
+
+
+def said(template: str, *, html: bool = False) -> str:
+    """A pattern matching one of `portal.settlement.messages`, whatever fills its blanks.
+
+    With ``html=True`` it matches the message as a page shows it (HTML-escaped).
+    """
+    import re
+    import string
+
+    from django.utils.html import escape
+
+    parts = []
+    for literal, field, _spec, _conv in string.Formatter().parse(template):
+        parts.append(re.escape(escape(literal) if html else literal))
+        if field is not None:
+            parts.append(".+?")
+    return "".join(parts)

@@ -10,9 +10,9 @@ from django.utils import timezone
 
 from portal.actors import SystemActor
 from portal.audit.models import AuditAction, AuditEvent, Outcome
-from portal.settlement import services
+from portal.settlement import messages, services
 from portal.settlement.models import OPEN_STATES, IntentState, Leg, SettlementIntent
-from tests.settlement.conftest import mirror_batch, open_intent
+from tests.settlement.conftest import mirror_batch, open_intent, said
 
 pytestmark = pytest.mark.django_db
 
@@ -43,7 +43,7 @@ def test_the_request_expires_after_the_configured_time(operator, settings):
 def test_a_second_request_for_the_same_leg_is_refused_while_one_is_open(operator):
     leg = _leg(mirror_batch())
     services.intent_request(leg=leg, actor=operator)
-    with pytest.raises(services.SettlementError, match="already has an open request"):
+    with pytest.raises(services.SettlementError, match=said(messages.LEG_HAS_OPEN_INTENT)):
         services.intent_request(leg=leg, actor=operator)
     assert SettlementIntent.objects.filter(leg=leg).count() == 1
     refused = AuditEvent.objects.get(action=AuditAction.LEG_REQUESTED, outcome=Outcome.REFUSED)
@@ -63,16 +63,16 @@ def test_a_settled_or_unsettleable_leg_cannot_be_requested(operator):
     batch = mirror_batch()
     Leg.objects.filter(batch=batch, asset="BTC").update(status="settling", can_settle=False)
     Leg.objects.filter(batch=batch, asset="USD").update(can_settle=False)
-    with pytest.raises(services.SettlementError, match="settling"):
+    with pytest.raises(services.SettlementError, match=said(messages.LEG_NOT_UNSETTLED)):
         services.intent_request(leg=_leg(batch, "BTC"), actor=operator)
-    with pytest.raises(services.SettlementError, match="cannot be settled"):
+    with pytest.raises(services.SettlementError, match=said(messages.LEG_CANNOT_SETTLE)):
         services.intent_request(leg=_leg(batch, "USD"), actor=operator)
 
 
 def test_a_completed_batch_cannot_be_requested(operator):
     batch = mirror_batch(status="completed")
     Leg.objects.filter(batch=batch).update(status="unsettled", can_settle=True)
-    with pytest.raises(services.SettlementError, match="completed"):
+    with pytest.raises(services.SettlementError, match=said(messages.BATCH_FINAL)):
         services.intent_request(leg=_leg(batch), actor=operator)
 
 
@@ -81,7 +81,7 @@ def test_the_requester_cannot_approve_their_own_request(db):
 
     both = make_staff("olga.both", "Operator", "Approver")
     intent = services.intent_request(leg=_leg(mirror_batch()), actor=both)
-    with pytest.raises(services.NotAllowedError, match="cannot approve"):
+    with pytest.raises(services.NotAllowedError, match=said(messages.OWN_INTENT)):
         services.intent_approve(intent_id=intent.pk, actor=both)
     intent.refresh_from_db()
     assert intent.state == IntentState.REQUESTED
@@ -103,13 +103,13 @@ def test_the_requester_cannot_reject_their_own_request_either(db):
 
 def test_an_operator_cannot_approve(operator, admin):
     intent = services.intent_request(leg=_leg(mirror_batch()), actor=operator)
-    with pytest.raises(services.NotAllowedError, match="Approver role"):
+    with pytest.raises(services.NotAllowedError, match=said(messages.NEED_APPROVER)):
         services.intent_approve(intent_id=intent.pk, actor=admin)
 
 
 def test_an_approver_rejects_with_a_reason(operator, approver):
     intent = services.intent_request(leg=_leg(mirror_batch()), actor=operator)
-    with pytest.raises(services.SettlementError, match="reason"):
+    with pytest.raises(services.SettlementError, match=said(messages.REASON_REQUIRED)):
         services.intent_reject(intent_id=intent.pk, actor=approver, reason="   ")
     rejected = services.intent_reject(intent_id=intent.pk, actor=approver, reason="Wrong amount")
     assert rejected.state == IntentState.REJECTED
@@ -127,7 +127,7 @@ def test_an_expired_request_cannot_be_approved(operator, approver):
     SettlementIntent.objects.filter(pk=intent.pk).update(
         expires_at=timezone.now() - timedelta(seconds=1)
     )
-    with pytest.raises(services.SettlementError, match="Expired"):
+    with pytest.raises(services.SettlementError, match=said(messages.EXPIRED)):
         services.intent_approve(intent_id=intent.pk, actor=approver)
     intent.refresh_from_db()
     assert intent.state == IntentState.EXPIRED
@@ -151,7 +151,7 @@ def test_a_request_whose_leg_changed_in_the_mirror_is_void_at_approval(operator,
     leg = _leg(mirror_batch())
     intent = services.intent_request(leg=leg, actor=operator)
     Leg.objects.filter(pk=leg.pk).update(amount="1.6")
-    with pytest.raises(services.SettlementError, match="Void"):
+    with pytest.raises(services.SettlementError, match=said(messages.VOID)):
         services.intent_approve(intent_id=intent.pk, actor=approver)
     intent.refresh_from_db()
     assert intent.state == IntentState.VOIDED
@@ -252,7 +252,7 @@ def test_a_leg_gone_at_kraken_voids_its_request(operator):
     )
     intent.refresh_from_db()
     assert intent.state == IntentState.VOIDED
-    assert "no longer lists this leg" in intent.note
+    assert messages.VOID_LEG_GONE in intent.note
 
 
 def test_a_status_change_at_kraken_is_audited_once(operator):

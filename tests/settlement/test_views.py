@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from datetime import timedelta
 
 import pytest
@@ -11,10 +12,10 @@ from django.urls import reverse
 from django.utils import timezone
 
 from portal.audit.models import AuditAction, AuditEvent, Outcome
-from portal.settlement import services
+from portal.settlement import messages, services
 from portal.settlement.models import Batch, IntentState, Leg, SettlementIntent
 from tests.conftest import make_staff
-from tests.settlement.conftest import TRADES, mirror_batch, open_intent
+from tests.settlement.conftest import TRADES, mirror_batch, open_intent, said
 
 pytestmark = pytest.mark.django_db
 HTMX = {"HX-Request": "true"}
@@ -241,9 +242,7 @@ def test_a_stale_mirror_shows_a_banner(client, viewer, settings):
     assert "has not refreshed" not in client.get(_live(batch), headers=HTMX).content.decode()
 
 
-def test_viewing_the_page_never_writes_not_even_to_expire_a_stale_request(
-    client, viewer, operator
-):
+def test_viewing_the_page_never_writes_not_even_to_expire_a_stale_request(client, viewer, operator):
     batch = mirror_batch()
     intent = open_intent(
         Leg.objects.get(batch=batch, asset="BTC"),
@@ -271,10 +270,10 @@ def test_an_operator_requests_a_leg_through_htmx(client, operator):
     assert response.status_code == 200
     assert body.lstrip().startswith('<section id="batch-live"')
     assert 'data-intent-state="requested"' in body
-    assert "requested. Another person with the Approver role must approve it." in body  # oob
+    assert re.search(said(messages.REQUESTED_FOR_APPROVAL, html=True), body)  # oob
     response = client.post(url, headers=HTMX)
     assert response.status_code == 409
-    assert "already has an open request" in response.content.decode()
+    assert re.search(said(messages.LEG_HAS_OPEN_INTENT, html=True), response.content.decode())
 
 
 def test_an_operator_requests_a_leg_without_javascript(client, operator):
@@ -293,7 +292,7 @@ def test_self_approval_is_refused_by_the_view_with_403(client):
     client.force_login(both)
     response = client.post(reverse("settlement:intent-approve", args=[intent.pk]), headers=HTMX)
     assert response.status_code == 403
-    assert "cannot approve" in response.content.decode()
+    assert re.search(said(messages.OWN_INTENT, html=True), response.content.decode())
     intent.refresh_from_db()
     assert intent.state == IntentState.REQUESTED
     refused = AuditEvent.objects.get(action=AuditAction.LEG_APPROVED)
@@ -316,7 +315,7 @@ def test_a_rejection_needs_a_reason(client, operator, approver):
     url = reverse("settlement:intent-reject", args=[intent.pk])
     response = client.post(url, {"reason": ""}, headers=HTMX)
     assert response.status_code == 422
-    assert "Give a reason" in response.content.decode()
+    assert messages.REASON_REQUIRED in response.content.decode()
     response = client.post(url, {"reason": "x" * 5000}, headers=HTMX)
     assert response.status_code == 422
     response = client.post(url, {"reason": "Not ours"}, headers=HTMX)
@@ -364,7 +363,7 @@ def test_an_active_batch_is_linked_from_the_create_form(client, operator, prime_
     batch = Batch.objects.get()
     body = response.content.decode()
     assert response.status_code == 409
-    assert "already has an active currency batch" in body
+    assert re.search(said(messages.ACTIVE_BATCH_EXISTS, html=True), body)
     assert f'href="{_detail(batch)}"' in body
 
 
@@ -389,7 +388,7 @@ def test_check_with_kraken_reports_what_it_found(client, operator, kraken_batch,
     prime_settings.control.inject_fault("http_500", "GetPrimeSettlementBatch", count=10)
     response = client.post(url, headers=HTMX)
     assert response.status_code == 409
-    assert "Could not check with Kraken" in response.content.decode()
+    assert messages.CHECK_FAILED in response.content.decode()
 
 
 def test_approving_through_the_page_sends_and_shows_the_transfer(
@@ -404,5 +403,5 @@ def test_approving_through_the_page_sends_and_shows_the_transfer(
     intent.refresh_from_db()
     assert intent.state == IntentState.SUBMITTED
     assert f"#{intent.transfer_id}" in body
-    assert "Approved and sent to Kraken" in body
+    assert re.search(said(messages.SENT, html=True), body)
     assert f"Approved by {approver.username}" in body
