@@ -176,28 +176,11 @@ def intent_reject(*, intent_id: int, actor: Staff, reason: str) -> SettlementInt
             message=messages.REASON_REQUIRED,
             intent=intent,
         )
-    now = timezone.now()
     with transaction.atomic():
         intent = _lock_intent(intent_id)
-        if intent.state == IntentState.REQUESTED and intent.expires_at <= now:
-            expire(intent, actor=SystemActor.EXPIRY, now=now)
-        if intent.state == IntentState.REQUESTED:
-            move_intent(
-                intent,
-                {
-                    "state": IntentState.REJECTED,
-                    "rejected_by": actor,
-                    "rejected_at": now,
-                    "reject_reason": reason,
-                    "finished_at": now,
-                    "note": messages.REJECTED.format(reason=reason),
-                },
-                actor=actor,
-                action=AuditAction.LEG_REJECTED,
-                after_extra={"reason": reason},
-                message=reason,
-            )
-            return intent
+        rejected = _reject_locked(intent, actor=actor, reason=reason, now=timezone.now())
+    if rejected:
+        return intent
     state = intent.get_state_display().lower()
     raise refuse(
         actor=actor,
@@ -205,6 +188,30 @@ def intent_reject(*, intent_id: int, actor: Staff, reason: str) -> SettlementInt
         message=messages.NO_LONGER_REJECTABLE.format(state=state),
         intent=intent,
     )
+
+
+def _reject_locked(intent: SettlementIntent, *, actor: Staff, reason: str, now: datetime) -> bool:
+    """Reject a locked intent if it is still requested (expiring it first if stale)."""
+    if intent.state == IntentState.REQUESTED and intent.expires_at <= now:
+        expire(intent, actor=SystemActor.EXPIRY, now=now)
+    if intent.state != IntentState.REQUESTED:
+        return False
+    move_intent(
+        intent,
+        {
+            "state": IntentState.REJECTED,
+            "rejected_by": actor,
+            "rejected_at": now,
+            "reject_reason": reason,
+            "finished_at": now,
+            "note": messages.REJECTED.format(reason=reason),
+        },
+        actor=actor,
+        action=AuditAction.LEG_REJECTED,
+        after_extra={"reason": reason},
+        message=reason,
+    )
+    return True
 
 
 def intent_approve(*, intent_id: int, actor: Staff) -> ActionResult:
