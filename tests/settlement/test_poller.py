@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import io
+import queue
 import signal
 import subprocess
 import sys
+import threading
 import time
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -259,19 +261,27 @@ def test_the_process_logs_each_cycle_and_stops_cleanly_on_sigterm(prime_settings
         stderr=subprocess.PIPE,
         text=True,
     )
+    lines: queue.Queue[str] = queue.Queue()
+    kept: list[str] = []
+    reader = threading.Thread(target=lambda: [lines.put(line) for line in process.stderr or ()])
+    reader.start()
     try:
-        deadline = time.monotonic() + 30
-        while time.monotonic() < deadline:
-            calls = prime_settings.control.calls("ListPrimeSettlementBatches")
-            if calls:
-                break
-            time.sleep(0.2)
-        time.sleep(1.0)
+        # Wait for two logged cycles (not a fixed time), then ask the process to stop.
+        deadline = time.monotonic() + 60
+        while sum("prime_poll cycle=" in line for line in kept) < 2:
+            try:
+                kept.append(lines.get(timeout=max(0.1, deadline - time.monotonic())))
+            except queue.Empty:
+                break  # the assertions below say what was missing
         process.send_signal(signal.SIGTERM)
-        _, err = process.communicate(timeout=30)
+        process.wait(timeout=30)
     finally:
         if process.poll() is None:
             process.kill()
+        reader.join(timeout=30)
+    while not lines.empty():
+        kept.append(lines.get())
+    err = "".join(kept)
     assert process.returncode == 0, err[-2000:]
     cycles = [line for line in err.splitlines() if "prime_poll cycle=" in line]
     assert len(cycles) >= 2
