@@ -215,7 +215,7 @@ class Bench:
         page = f"{self.base}/settlement/"
         session.get(page, timeout=10)
         response = session.post(
-            f"{self.base}/settlement/requests/{intent_id}/approve/",
+            f"{self.base}/settlement/intents/{intent_id}/approve/",
             headers={
                 "HX-Request": "true",
                 "X-CSRFToken": session.cookies.get("csrftoken", ""),

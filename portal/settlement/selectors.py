@@ -68,7 +68,7 @@ class LegRow:
 
     @property
     def requestable(self) -> bool:
-        """True when a new request could be made (the service checks again)."""
+        """True when a new intent could be requested (the service checks again)."""
         return (
             (self.intent is None or not self.intent.is_open)
             and self.leg.status == LegStatus.UNSETTLED

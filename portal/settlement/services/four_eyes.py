@@ -119,7 +119,7 @@ def _create_intent(*, leg: Leg, actor: Staff, now: datetime) -> tuple[Settlement
                     prior_transfer_id=locked.transfer_id,
                 )
         except IntegrityError:
-            # Another request won the race; the constraint is the last word.
+            # Another intent won the race; the constraint is the last word.
             return None, messages.LEG_HAS_OPEN_INTENT_RACE
         audit_leg(
             actor=actor,
