@@ -158,7 +158,7 @@ def batch_by_id(*, prime_batch_id: str) -> Batch | None:
     return Batch.objects.filter(prime_batch_id=prime_batch_id).first()
 
 
-def freshness_of(batch: Batch, *, now: datetime | None = None) -> Freshness:
+def freshness_of(*, batch: Batch, now: datetime | None = None) -> Freshness:
     """Age of the batch's mirror and whether the poller has fallen behind."""
     now = now or timezone.now()
     if batch.last_refreshed_at is None:
@@ -190,7 +190,7 @@ def live_batch(*, prime_batch_id: str, viewer: Actor | None = None) -> LiveBatch
             shown.batch = batch
             shown.leg = leg
         rows.append(_leg_row(leg, shown, viewer))
-    return LiveBatch(batch=batch, rows=rows, freshness=freshness_of(batch))
+    return LiveBatch(batch=batch, rows=rows, freshness=freshness_of(batch=batch))
 
 
 def _leg_row(leg: Leg, intent: SettlementIntent | None, viewer: Actor | None) -> LegRow:
@@ -226,7 +226,7 @@ def batch_timeline(*, prime_batch_id: str, leg_assets: Iterable[str]) -> list[Au
     return timeline
 
 
-def net_position_chart(rows: list[LegRow]) -> NetChart:
+def net_position_chart(*, rows: list[LegRow]) -> NetChart:
     """Bars either side of zero; lengths on a log scale because each asset has its own unit."""
     width, label_w, pad = 720, 90, 12
     row_h, bar_h, top = 30, 18, 26
@@ -277,7 +277,7 @@ def batch_page(*, prime_batch_id: str, viewer: Actor | None = None) -> BatchPage
     live = live_batch(prime_batch_id=prime_batch_id, viewer=viewer)
     return BatchPage(
         live=live,
-        chart=net_position_chart(live.rows),
+        chart=net_position_chart(rows=live.rows),
         timeline=batch_timeline(
             prime_batch_id=prime_batch_id, leg_assets=[row.leg.asset for row in live.rows]
         ),

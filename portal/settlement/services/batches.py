@@ -60,7 +60,7 @@ def batch_create(*, asset_kind: str, actor: Actor) -> Batch:
         raise _creation_refused(asset_kind=asset_kind, actor=actor, attempt=attempt)
     remote = attempt.result()
     with transaction.atomic():
-        summary = apply_batch(remote, actor=actor, now=timezone.now(), created=True)
+        summary = apply_batch(remote=remote, actor=actor, now=timezone.now(), created=True)
         audit_record(
             actor=actor,
             action=AuditAction.BATCH_CREATED,

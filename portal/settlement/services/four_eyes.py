@@ -50,12 +50,12 @@ def intents_expire_stale(
     count = 0
     with transaction.atomic():
         for intent in stale.select_for_update(of=("self",)).select_related("batch").order_by("pk"):
-            expire(intent, actor=actor, now=now)
+            expire(intent=intent, actor=actor, now=now)
             count += 1
     return count
 
 
-def expire(intent: SettlementIntent, *, actor: Actor, now: datetime) -> None:
+def expire(*, intent: SettlementIntent, actor: Actor, now: datetime) -> None:
     """Expire one requested intent (call inside a transaction, with it locked)."""
     move_intent(
         intent,
@@ -101,7 +101,7 @@ def _create_intent(*, leg: Leg, actor: Staff, now: datetime) -> tuple[Settlement
             .select_related("batch")
             .filter(leg=locked, state=IntentState.REQUESTED, expires_at__lte=now)
         ):
-            expire(stale, actor=SystemActor.EXPIRY, now=now)
+            expire(intent=stale, actor=SystemActor.EXPIRY, now=now)
         refusal = _request_refusal(locked)
         if refusal:
             return None, refusal
@@ -193,7 +193,7 @@ def intent_reject(*, intent_id: int, actor: Staff, reason: str) -> SettlementInt
 def _reject_locked(intent: SettlementIntent, *, actor: Staff, reason: str, now: datetime) -> bool:
     """Reject a locked intent if it is still requested (expiring it first if stale)."""
     if intent.state == IntentState.REQUESTED and intent.expires_at <= now:
-        expire(intent, actor=SystemActor.EXPIRY, now=now)
+        expire(intent=intent, actor=SystemActor.EXPIRY, now=now)
     if intent.state != IntentState.REQUESTED:
         return False
     move_intent(
@@ -243,10 +243,10 @@ def _approve_locked(intent: SettlementIntent, *, actor: Staff, now: datetime) ->
     if intent.state != IntentState.REQUESTED:
         return ""
     if intent.expires_at <= now:
-        expire(intent, actor=SystemActor.EXPIRY, now=now)
+        expire(intent=intent, actor=SystemActor.EXPIRY, now=now)
         return intent.note
-    if not matches_mirror(intent):
-        void_against_mirror(intent, actor=actor, now=now)
+    if not matches_mirror(intent=intent):
+        void_against_mirror(intent=intent, actor=actor, now=now)
         return intent.note
     move_intent(
         intent,

@@ -43,11 +43,11 @@ def batch_apply(
 ) -> ApplySummary:
     """Store one batch as Kraken reported it (mirror, intents, audit) in one transaction."""
     with transaction.atomic():
-        return apply_batch(remote, actor=actor, now=timezone.now(), created=created)
+        return apply_batch(remote=remote, actor=actor, now=timezone.now(), created=created)
 
 
 def apply_batch(
-    remote: prime_models.SettlementBatch, *, actor: Actor, now: datetime, created: bool = False
+    *, remote: prime_models.SettlementBatch, actor: Actor, now: datetime, created: bool = False
 ) -> ApplySummary:
     """Bring the mirror of one batch up to Kraken's answer; call inside `transaction.atomic()`."""
     batch, changes = _apply_batch_row(remote, actor=actor, now=now, created=created)
@@ -214,7 +214,7 @@ def _apply_intent(
             intent.amount,
             intent.direction,
         ):
-            void(intent, remote_leg, actor=actor, now=now)
+            void(intent=intent, remote_leg=remote_leg, actor=actor, now=now)
             return "voided"
         return ""
     if intent.state == IntentState.SUBMITTED:
@@ -229,9 +229,9 @@ def _apply_intent(
 
 
 def void(
+    *,
     intent: SettlementIntent,
     remote_leg: prime_models.Leg | None,
-    *,
     actor: Actor,
     now: datetime,
 ) -> None:
@@ -261,7 +261,7 @@ def void(
     )
 
 
-def void_against_mirror(intent: SettlementIntent, *, actor: Actor, now: datetime) -> None:
+def void_against_mirror(*, intent: SettlementIntent, actor: Actor, now: datetime) -> None:
     """Void an intent whose leg in the mirror no longer matches it."""
     leg = intent.leg
     remote_like = prime_models.Leg(
@@ -271,10 +271,10 @@ def void_against_mirror(intent: SettlementIntent, *, actor: Actor, now: datetime
         status=leg.status,
         can_settle=leg.can_settle,
     )
-    void(intent, remote_like, actor=actor, now=now)
+    void(intent=intent, remote_leg=remote_like, actor=actor, now=now)
 
 
-def matches_mirror(intent: SettlementIntent) -> bool:
+def matches_mirror(*, intent: SettlementIntent) -> bool:
     """True while the leg still shows the amount and direction the intent was made for."""
     return (intent.leg.amount, intent.leg.direction) == (intent.amount, intent.direction)
 

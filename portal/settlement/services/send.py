@@ -82,8 +82,8 @@ def _claim(*, intent_id: int, actor: Actor, now: datetime) -> SettlementIntent |
             state = intent.get_state_display().lower()
             message = messages.NOT_SENT_AGAIN.format(state=state)
             return ActionResult(intent=intent, message=message, level="info")
-        if not matches_mirror(intent):
-            void_against_mirror(intent, actor=actor, now=now)
+        if not matches_mirror(intent=intent):
+            void_against_mirror(intent=intent, actor=actor, now=now)
             return ActionResult(intent=intent, message=intent.note, level="warning")
         intent.state = IntentState.SUBMITTING
         intent.submitting_at = now
