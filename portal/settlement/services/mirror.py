@@ -49,8 +49,13 @@ def batch_apply(
 def apply_batch(
     *, remote: prime_models.SettlementBatch, actor: Actor, now: datetime, created: bool = False
 ) -> ApplySummary:
-    """Bring the mirror of one batch up to Kraken's answer; call inside `transaction.atomic()`."""
-    batch, changes = _apply_batch_row(remote, actor=actor, now=now, created=created)
+    """Bring the mirror of one batch up to Kraken's answer; call inside `transaction.atomic()`.
+
+    Every row lock is taken before the first audit event (which locks the chain
+    head): batch, legs, intents, then the chain, the order of every sender too.
+    """
+    fields = _batch_fields(remote)
+    batch, inserted = _lock_or_create_batch(remote, fields, now)
     legs = {
         leg.asset: leg for leg in Leg.objects.select_for_update(of=("self",)).filter(batch=batch)
     }
@@ -59,6 +64,9 @@ def apply_batch(
         .select_related("batch")
         .filter(batch=batch, state__in=OPEN_STATES)
         .order_by("pk")
+    )
+    changes = _apply_batch_row(
+        batch, remote, fields, inserted=inserted, actor=actor, now=now, created=created
     )
     remote_legs = {leg.asset: leg for leg in remote.legs}
     for asset, remote_leg in remote_legs.items():
@@ -104,17 +112,22 @@ def _lock_or_create_batch(
 
 
 def _apply_batch_row(
-    remote: prime_models.SettlementBatch, *, actor: Actor, now: datetime, created: bool
-) -> tuple[Batch, int]:
-    """Lock (or insert) the batch row and bring it up to date; 1 change if its status moved."""
-    fields = _batch_fields(remote)
-    batch, inserted = _lock_or_create_batch(remote, fields, now)
+    batch: Batch,
+    remote: prime_models.SettlementBatch,
+    fields: JsonDict,
+    *,
+    inserted: bool,
+    actor: Actor,
+    now: datetime,
+    created: bool,
+) -> int:
+    """Bring the locked batch row up to date; 1 change if its status moved (or it is new)."""
     if inserted:
         if created:
-            return batch, 0
+            return 0
         after = _batch_state(batch)
         _audit_batch_status(batch, actor=actor, after=after, message=messages.FIRST_SEEN)
-        return batch, 1
+        return 1
     before = _batch_state(batch)
     for name, value in fields.items():
         setattr(batch, name, value)
@@ -124,10 +137,10 @@ def _apply_batch_row(
     batch.save()
     after = _batch_state(batch)
     if before == after:
-        return batch, 0
+        return 0
     answer = {"status": remote.status, "confirmed": remote.confirmed}
     _audit_batch_status(batch, before=before, after=after, answer=answer, actor=actor)
-    return batch, 1
+    return 1
 
 
 def _batch_state(batch: Batch) -> JsonDict:
