@@ -50,6 +50,11 @@ class ChangeKindSpec:
     # ``pk``) that carries it out and shows the result once; "" uses approvals:execute.
     execute_url_name: str = ""
 
+    def waits_for(self, *, payload: Payload, target_id: str) -> str:
+        """Why an approved change cannot be sent yet ("" when it can), e.g. a batch Kraken has
+        not confirmed. It then stays approved, and `change_execute_ready` sends it later."""
+        return ""
+
     def execute(self, *, payload: Payload, target_id: str, actor: Actor) -> Attempt[object]:
         """Send the payload (through `portal.connection.door.attempt_prime`); no transaction."""
         raise NotImplementedError

@@ -21,6 +21,7 @@ OUTCOME_UNKNOWN = (
     "until Kraken has been asked what happened (Reconcile)."
 )
 VOIDED = "The target changed since the request, so the request is void: {reason}"
+WAITING = "Approved; it will be sent by itself when {reason}."
 ALREADY_RUNNING = "This change is already being carried out or was carried out; nothing was sent."
 
 NOT_PENDING = "This request is no longer waiting for approval ({state})."

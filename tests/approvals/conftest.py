@@ -20,6 +20,7 @@ from portal.staff.roles import APPROVE_SETTLEMENT, MANAGE_PRIME_USERS
 
 RENAME = "test_rename"
 LATE_RENAME = "test_rename_by_requester"
+WAITING_RENAME = "test_rename_when_confirmed"
 UPDATE = "UpdatePrimeApiUser"
 
 
@@ -68,13 +69,25 @@ class LateRenameKind(RenameKind):
     requester_executes = True
 
 
+class WaitingRenameKind(RenameKind):
+    """The same rename, held back until something else happens (as a leg waits for its batch)."""
+
+    kind = WAITING_RENAME
+    confirmed = False
+
+    def waits_for(self, *, payload: Payload, target_id: str) -> str:
+        return "" if WaitingRenameKind.confirmed else "Kraken confirms the batch"
+
+
 @pytest.fixture
 def rename_kind():
     register(RenameKind())
     register(LateRenameKind())
+    register(WaitingRenameKind())
+    WaitingRenameKind.confirmed = False
     yield RenameKind
-    unregister(RENAME)
-    unregister(LATE_RENAME)
+    for kind in (RENAME, LATE_RENAME, WAITING_RENAME):
+        unregister(kind)
 
 
 @pytest.fixture

@@ -13,7 +13,15 @@ from portal.approvals import messages, services
 from portal.approvals.models import ChangeRequest, RequestState, StepUpMethod, Vote, VoteDecision
 from portal.audit.models import AuditAction, AuditEvent, TargetType
 from portal.connection.door import get_prime_client
-from tests.approvals.conftest import LATE_RENAME, RENAME, UPDATE, executed_writes, kraken_name
+from tests.approvals.conftest import (
+    LATE_RENAME,
+    RENAME,
+    UPDATE,
+    WAITING_RENAME,
+    WaitingRenameKind,
+    executed_writes,
+    kraken_name,
+)
 from tests.conftest import make_staff
 
 pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("rename_kind")]
@@ -331,3 +339,26 @@ def test_an_unknown_kind_cannot_be_requested(operator):
             kind="no_such_kind", target_id="x", payload={}, actor=operator
         )
     assert refused.value.message == messages.KIND_UNAVAILABLE
+
+
+def test_an_approved_change_that_must_wait_is_sent_by_itself_once_it_can(
+    prime_user, operator, approver, prime_settings
+):
+    change = _request(prime_user, operator, kind=WAITING_RENAME)
+
+    approved = _approve(change, approver)
+
+    assert approved.message == messages.WAITING.format(reason="Kraken confirms the batch")
+    assert approved.change.state == RequestState.APPROVED
+    assert services.change_execute_ready(kind=WAITING_RENAME, actor=SystemActor.POLLER) == []
+    assert executed_writes(prime_settings) == []
+
+    WaitingRenameKind.confirmed = True
+    sent = services.change_execute_ready(kind=WAITING_RENAME, actor=SystemActor.POLLER)
+
+    assert [o.change.state for o in sent] == [RequestState.DONE]
+    assert services.change_execute_ready(kind=WAITING_RENAME, actor=SystemActor.POLLER) == []
+    assert len(executed_writes(prime_settings)) == 1
+    assert AuditEvent.objects.get(action=AuditAction.CHANGE_EXECUTED).actor_label == (
+        "system:prime_poll"
+    )

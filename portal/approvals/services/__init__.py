@@ -6,7 +6,11 @@ from portal.approvals.services.common import (
     canonical_payload,
     payload_hash,
 )
-from portal.approvals.services.execute import change_execute, change_reconcile
+from portal.approvals.services.execute import (
+    change_execute,
+    change_execute_ready,
+    change_reconcile,
+)
 from portal.approvals.services.policy import PolicyChangeKind, policy_change_request
 from portal.approvals.services.requests import (
     change_expire_due,
@@ -23,6 +27,7 @@ __all__ = [
     "PolicyChangeKind",
     "canonical_payload",
     "change_execute",
+    "change_execute_ready",
     "change_expire_due",
     "change_reconcile",
     "change_request_create",

@@ -17,7 +17,7 @@ from django.utils import timezone
 
 from portal.actors import Actor, actor_staff
 from portal.approvals import messages
-from portal.approvals.kinds import ChangeKindSpec, Reconciled, TargetUnavailable
+from portal.approvals.kinds import ChangeKindSpec, Reconciled, TargetUnavailable, spec_for
 from portal.approvals.models import ChangeRequest, RequestState
 from portal.approvals.services.common import (
     ApprovalError,
@@ -171,6 +171,10 @@ def change_execute(*, change_id: int, actor: Actor) -> ChangeOutcome:
     if existing is None:
         raise ApprovalError(messages.NOT_APPROVED.format(state="gone"))
     spec = spec_of(existing)
+    if existing.state == RequestState.APPROVED:
+        waiting = spec.waits_for(payload=payload_of(existing), target_id=existing.target_id)
+        if waiting:
+            return ChangeOutcome(existing, "info", messages.WAITING.format(reason=waiting))
     change = _claim(change_id, actor, from_state=RequestState.APPROVED)
     if change is None:
         existing.refresh_from_db()
@@ -216,3 +220,21 @@ def change_reconcile(*, change_id: int, actor: Actor) -> ChangeOutcome:
     if done.change.state == RequestState.DONE:
         return ChangeOutcome(done.change, "success", messages.RECONCILED_RESENT, done.value)
     return done
+
+
+def change_execute_ready(*, kind: str, actor: Actor) -> list[ChangeOutcome]:
+    """Send every approved change of a kind that no longer waits (the poller calls this).
+
+    Kinds the requester carries out are left to the requester.
+    """
+    spec = spec_for(kind)
+    ids = ChangeRequest.objects.filter(
+        kind=kind, state=RequestState.APPROVED, requester_executes=False
+    ).values_list("pk", flat=True)
+    outcomes = []
+    for pk in list(ids):
+        change = ChangeRequest.objects.get(pk=pk)
+        if spec.waits_for(payload=payload_of(change), target_id=change.target_id):
+            continue
+        outcomes.append(change_execute(change_id=pk, actor=actor))
+    return outcomes
