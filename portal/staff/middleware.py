@@ -13,6 +13,7 @@ from django.utils.deprecation import MiddlewareMixin
 from django_htmx.http import HttpResponseClientRedirect
 
 from portal.staff import selectors
+from portal.web import is_htmx
 
 
 def two_factor_exempt(view: Callable) -> Callable:
@@ -34,16 +35,17 @@ class PortalLoginRequiredMiddleware(LoginRequiredMiddleware):
     """Django's LoginRequiredMiddleware; an htmx request is sent to sign in with a full page."""
 
     def handle_no_permission(self, request: HttpRequest, view_func: Callable) -> HttpResponse:
-        if not getattr(request, "htmx", False):
+        if not is_htmx(request):
             return super().handle_no_permission(request, view_func)
         login = resolve_url(self.get_login_url(view_func))
         target = f"{login}?{urlencode({'next': _htmx_page_path(request)})}"
         # 401, not a 302 that XHR would follow and swap the sign-in page into a widget.
-        response = HttpResponse(
-            "Your session has ended. Sign in again.", status=401, content_type="text/plain"
+        return HttpResponseClientRedirect(
+            target,
+            content="Your session has ended. Sign in again.",
+            status=401,
+            content_type="text/plain",
         )
-        response.headers["HX-Redirect"] = target
-        return response
 
 
 class TwoFactorMiddleware(MiddlewareMixin):
@@ -76,7 +78,7 @@ class TwoFactorMiddleware(MiddlewareMixin):
 
     @staticmethod
     def _send_to(request: HttpRequest, url: str) -> HttpResponse:
-        if getattr(request, "htmx", False):
+        if is_htmx(request):
             return HttpResponseClientRedirect(
                 f"{url}?{urlencode({'next': _htmx_page_path(request)})}"
             )

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+from argparse import ArgumentParser
+
 from django.core.management.base import BaseCommand, CommandError
 
+from portal.actors import SystemActor
+from portal.keys.services import PrimeActionFailed, prime_sync
 from portal.progress import command_stream, progress
-from portal.users.services import SYNC_ACTOR, PrimeActionFailed, prime_sync
 
 
 class Command(BaseCommand):
@@ -14,12 +17,12 @@ class Command(BaseCommand):
         "portal, mark what disappeared, update what changed, and audit each difference."
     )
 
-    def add_arguments(self, parser) -> None:
+    def add_arguments(self, parser: ArgumentParser) -> None:
         parser.add_argument(
             "--quiet-progress", action="store_true", help="do not draw the progress bar"
         )
 
-    def handle(self, *args, **options) -> None:
+    def handle(self, *args: str, **options: object) -> None:
         with progress(
             None,
             label="prime_sync",
@@ -33,7 +36,7 @@ class Command(BaseCommand):
                 bar.advance(done - bar.done)
 
             try:
-                result = prime_sync(actor=SYNC_ACTOR, progress=report)
+                result = prime_sync(actor=SystemActor.SYNC, progress=report)
             except PrimeActionFailed as failure:
                 raise CommandError(failure.message) from None
         self.stdout.write(
