@@ -8,10 +8,8 @@ from django.contrib import messages as django_messages
 from django.core.exceptions import PermissionDenied
 from django.http import Http404, HttpRequest, HttpResponse, StreamingHttpResponse
 from django.shortcuts import redirect, render
-from django.urls import reverse
 from django.utils import timezone
 from django.views.decorators.http import require_GET, require_POST
-from django_htmx.http import HttpResponseClientRedirect
 
 from portal.approvals import messages, selectors, services
 from portal.approvals.forms import PolicyChangeForm, VoteForm
@@ -25,7 +23,7 @@ from portal.audit.verify import read_head
 from portal.staff.access import require_perm
 from portal.staff.models import Staff
 from portal.staff.roles import MANAGE_STAFF, VIEW_PORTAL
-from portal.web import render_htmx, wants_fragment
+from portal.web import no_store, redirect_to, render_htmx, wants_fragment
 
 
 def _staff(request: HttpRequest) -> Staff:
@@ -66,9 +64,7 @@ def inbox(request: HttpRequest) -> HttpResponse:
 def waiting_count(request: HttpRequest) -> HttpResponse:
     """The navigation's count of requests waiting for me (polled by htmx from our own DB)."""
     count = selectors.change_waiting_count(staff=_staff(request))
-    response = render(request, "approvals/_count.html", {"count": count})
-    response.headers["Cache-Control"] = "no-store"
-    return response
+    return no_store(render(request, "approvals/_count.html", {"count": count}))
 
 
 def _detail_context(request: HttpRequest, change: ChangeRequest, **extra: object) -> dict:
@@ -216,8 +212,7 @@ def evidence(request: HttpRequest, pk: int) -> StreamingHttpResponse:
     )
     name = f"change-request-{change.pk}-evidence.jsonl"
     response.headers["Content-Disposition"] = f'attachment; filename="{name}"'
-    response.headers["Cache-Control"] = "no-store"
-    return response
+    return no_store(response)
 
 
 def _policy_context(form: PolicyChangeForm | None = None) -> dict:
@@ -279,7 +274,4 @@ def policy_request(request: HttpRequest) -> HttpResponse:
             request, "approvals/policy.html", "policy", _policy_context(form), status=422
         )
     django_messages.success(request, outcome.message)
-    url = reverse("approvals:detail", kwargs={"pk": outcome.change.pk})
-    if wants_fragment(request):
-        return HttpResponseClientRedirect(url)
-    return redirect(url)
+    return redirect_to(request, "approvals:detail", pk=outcome.change.pk)
