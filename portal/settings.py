@@ -55,6 +55,7 @@ INSTALLED_APPS = [
     "portal.keys",
     "portal.settlement",
     "portal.connection",
+    "portal.approvals",
 ]
 
 MIDDLEWARE = [
