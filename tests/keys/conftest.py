@@ -1,4 +1,5 @@
 from tests.users.conftest import (  # noqa: F401 - shared fixtures
+    approve,
     _fresh_prime_clients,
     admin_client,
     control,
