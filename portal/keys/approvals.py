@@ -67,6 +67,10 @@ def _mirror_key(prime_key_id: str) -> ApiKey:
     return key
 
 
+def _json_list(values: Sequence[str]) -> list[JSONValue]:
+    return list(values)
+
+
 def key_fingerprint(prime_key_id: str) -> JSONValue:
     """What a key change depends on: whether Kraken lists it, its allow-list and permissions."""
     key = _mirror_key(prime_key_id)
@@ -74,8 +78,8 @@ def key_fingerprint(prime_key_id: str) -> JSONValue:
         if upstream.id == prime_key_id:
             return {
                 "listed": True,
-                "whitelisted_ips": sorted(upstream.whitelisted_ips),
-                "permissions": sorted(upstream.permissions),
+                "whitelisted_ips": _json_list(sorted(upstream.whitelisted_ips)),
+                "permissions": _json_list(sorted(upstream.permissions)),
             }
     return {"listed": False}
 
@@ -402,7 +406,7 @@ def key_request_allowlist(
     return request_change(
         kind=kind,
         target_id=key.prime_key_id,
-        payload={"whitelisted_ips": checked},
+        payload={"whitelisted_ips": _json_list(checked)},
         actor=actor,
         summary=f"Allow-list of key {key.prime_key_id} ({words})",
     )

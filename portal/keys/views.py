@@ -17,17 +17,17 @@ from django.views.decorators.cache import never_cache
 from django.views.decorators.debug import sensitive_post_parameters, sensitive_variables
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
+from portal.approvals.models import ChangeKind, ChangeRequest
 from portal.keys import approvals, selectors, services
 from portal.keys.allowlist import AllowlistDiff, ParsedAllowlist, diff_allowlist
 from portal.keys.forms import AllowlistForm, IssueForm, LabelForm, RevokeForm, new_issue_token
-from portal.approvals.models import ChangeKind, ChangeRequest
 from portal.keys.models import ApiKey
 from portal.staff.access import require_perm
 from portal.staff.roles import MANAGE_KEYS, MANAGE_PRIME_USERS, VIEW_PORTAL
 from portal.users import selectors as user_selectors
+from portal.users.approvals import ChangeRefused, Requested, execute_approved
 from portal.users.forms import RoleForm
 from portal.users.models import PrimeUser
-from portal.users.approvals import ChangeRefused, Requested, execute_approved
 from portal.users.views import (
     user_panel,
     user_panel_done,

@@ -32,8 +32,8 @@ __all__ = [
     "PrimeActionFailed",
     "allowlist_check",
     "key_issue",
-    "key_save_allowlist",
     "key_revoke",
+    "key_save_allowlist",
     "key_update_allowlist",
     "key_update_label",
 ]
