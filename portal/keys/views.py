@@ -54,6 +54,10 @@ KEY_RESYNCED = "Resynced: {differences}"
 USER_KEYS_RESYNCED = "Resynced with Kraken: {count} difference(s) found."
 ROLE_CHANGED = "{name}'s role changed from {old} to {new}."
 SYNCED_NO_DIFFERENCE = "Synced with Kraken: {users} user(s), {keys} key(s), no differences."
+SYNCED_BASELINE = (
+    "First sync: {users} user(s) and {keys} key(s) imported as the baseline; "
+    "later differences will be flagged for review."
+)
 SYNCED = (
     "Synced with Kraken: {count} difference(s) recorded in the audit trail "
     "({users} user(s), {keys} key(s) checked)."
@@ -422,6 +426,8 @@ def user_keys_resync(request: StaffRequest, prime_id: str) -> HttpResponse:
 
 def sync_summary(report: services.SyncReport) -> str:
     """What a sync found, in one line for the person."""
+    if report.baseline and not report.differences:
+        return SYNCED_BASELINE.format(users=report.users_seen, keys=report.keys_seen)
     if not report.differences:
         return SYNCED_NO_DIFFERENCE.format(users=report.users_seen, keys=report.keys_seen)
     return SYNCED.format(

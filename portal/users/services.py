@@ -278,15 +278,28 @@ def prime_users_reconcile(
     upstream: Mapping[str, prime_models.ApiUser],
     only: PrimeUser | None = None,
     now: datetime,
+    baseline: bool = False,
 ) -> UsersReconciled:
     """Bring the users' mirror in line with `upstream` (from `prime_users_read`), auditing each
-    difference. Run it inside the caller's transaction."""
+    difference. Run it inside the caller's transaction.
+
+    With `baseline` (an installation's first sync), users the portal did not know are
+    imported as they are: not "changed outside the portal", no difference recorded."""
     users = PrimeUser.objects.all() if only is None else PrimeUser.objects.filter(pk=only.pk)
     mirror = {u.prime_id: u for u in users}
     result = UsersReconciled()
     for prime_id, up in upstream.items():
         row = mirror.get(prime_id)
-        if row is None:
+        if row is None and baseline:
+            row = PrimeUser.objects.create(
+                prime_id=prime_id,
+                name=up.name,
+                role=up.role or "",
+                status=up.status,
+                created_at=now,
+                last_synced_at=now,
+            )
+        elif row is None:
             row = PrimeUser.objects.create(
                 prime_id=prime_id,
                 name=up.name,
