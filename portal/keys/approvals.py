@@ -31,7 +31,7 @@ from portal.approvals.kinds import (
     TargetUnavailable,
     register,
 )
-from portal.approvals.models import ChangeKind
+from portal.approvals.models import OPEN_STATES, ChangeKind, ChangeRequest
 from portal.audit.models import TargetType
 from portal.connection.door import Attempt, attempt_prime, audit_json
 from portal.keys import services
@@ -51,6 +51,9 @@ from portal.users.models import PrimeRole, PrimeUser
 from primeapi import models as prime_models
 
 KEY_ISSUE_WITHIN = timedelta(minutes=30)
+KEY_WAITS_FOR_ROLE = (
+    "the user is a {wanted} (the key was approved for a {wanted} user; the user is {role} now)"
+)
 
 
 def _kraken_keys(prime_id: str) -> tuple[prime_models.ApiKey, ...]:
@@ -103,10 +106,21 @@ class KeyIssueKind(ChangeKindSpec):
             raise ValueError("The allow-list is a list of addresses.")
         if not isinstance(payload.get("label", ""), str):
             raise ValueError("The label is text.")
+        if payload.get("role") not in PrimeRole.values:
+            raise ValueError("The key is issued for a Viewer or a Trader user.")
         mirror_user(target_id)
 
     def fingerprint(self, *, target_id: str) -> JSONValue:
-        return user_fingerprint(target_id)
+        # Not the role: a key may be asked for while the user's escalation waits too; the
+        # role the key was approved for is in the payload, and `waits_for` holds it until then.
+        user = kraken_user(target_id)
+        return {"name": user.name, "status": user.status}
+
+    def waits_for(self, *, payload: Payload, target_id: str) -> str:
+        role = mirror_user(target_id).role
+        if role != payload.get("role"):
+            return KEY_WAITS_FOR_ROLE.format(wanted=payload.get("role"), role=role or "no role")
+        return ""
 
     @sensitive_variables()
     def execute(self, *, payload: Payload, target_id: str, actor: Actor) -> Attempt[object]:
@@ -149,6 +163,10 @@ class KeyIssueKind(ChangeKindSpec):
         return {"user": user, "new key": None}, {
             "user": user,
             "new key": {
+                "role": payload.get("role", ""),
+                "permissions": list(
+                    prime_models.ROLE_PERMISSIONS.get(str(payload.get("role", "")), ())
+                ),
                 "label": payload.get("label", ""),
                 "whitelisted_ips": payload.get("whitelisted_ips") or "anywhere",
             },
@@ -353,9 +371,18 @@ def register_kinds() -> None:
 # --- the buttons' services ------------------------------------------------------------------
 
 
+def key_role(user: PrimeUser) -> str:
+    """The role a new key of the user will carry: Trader if an escalation is open."""
+    escalating = ChangeRequest.objects.filter(
+        kind=ChangeKind.ROLE_ESCALATE, target_id=user.prime_id, state__in=OPEN_STATES
+    ).exists()
+    return PrimeRole.TRADER if escalating else user.role
+
+
 def key_issue_needs_approval(user: PrimeUser) -> bool:
-    """Only a key of a Trader user (a credential that trades) goes under the policy."""
-    return user.role == PrimeRole.TRADER
+    """Only a key of a Trader user (a credential that trades) goes under the policy, and so
+    does one asked for while the user's escalation to Trader is open."""
+    return key_role(user) == PrimeRole.TRADER
 
 
 @sensitive_variables()
@@ -380,7 +407,11 @@ def key_request_issue(
     return request_change(
         kind=ChangeKind.KEY_ISSUE,
         target_id=user.prime_id,
-        payload={"label": label, "whitelisted_ips": list(whitelisted_ips)},
+        payload={
+            "label": label,
+            "whitelisted_ips": _json_list(whitelisted_ips),
+            "role": key_role(user),
+        },
         actor=actor,
         summary=f"Issue a key for {user.name} (Trader)",
     )

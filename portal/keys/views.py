@@ -6,6 +6,7 @@ permissions every key carries) and the resyncs, which reconcile users and keys.
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from typing import Any
 
@@ -17,7 +18,7 @@ from django.views.decorators.cache import never_cache
 from django.views.decorators.debug import sensitive_post_parameters, sensitive_variables
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
-from portal.approvals.models import ChangeKind, ChangeRequest
+from portal.approvals.models import ChangeKind, ChangeRequest, RequestState
 from portal.keys import approvals, selectors, services
 from portal.keys.allowlist import AllowlistDiff, ParsedAllowlist, diff_allowlist
 from portal.keys.forms import AllowlistForm, IssueForm, LabelForm, RevokeForm, new_issue_token
@@ -43,6 +44,7 @@ ISSUED = "keys/issued.html"
 KEY_NO_LONGER_ACTIVE = "This key is no longer active."
 ALLOWLIST_UNCHANGED = "That is the allow-list the key already has: nothing to save."
 KEY_ISSUED = "Key {key} issued."
+KEY_NOT_YET = "Not yet: this key can be issued once {reason}."
 KEY_ISSUED_WITHOUT_ALLOWLIST = "Key {key} issued without its allow-list."
 ALLOWLIST_SAVED = "Allow-list of key {key} saved."
 ALLOWLIST_EMPTY_SAVED = "Key {key} has no allow-list: usable from any address."
@@ -215,8 +217,15 @@ def key_issue_approved(request: StaffRequest, pk: int) -> HttpResponse:
     if change is None:
         raise Http404("No such approved key issue of yours.")
     user = _get_user(change.target_id)
-    context: dict[str, object] = {"prime_user": user, "change": change}
-    if request.method == "GET":
+    waiting = ""
+    if change.state == RequestState.APPROVED:
+        waiting = approvals.KeyIssueKind().waits_for(
+            payload=json.loads(change.payload), target_id=change.target_id
+        )
+    context: dict[str, object] = {"prime_user": user, "change": change, "waiting": waiting}
+    if request.method == "GET" or waiting:
+        if waiting and request.method == "POST":
+            context["error"] = KEY_NOT_YET.format(reason=waiting)
         return no_store(render_htmx(request, ISSUED, "issued-panel", context))
     try:
         done = execute_approved(change_id=change.pk, actor=request.user)

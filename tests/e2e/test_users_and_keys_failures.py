@@ -69,9 +69,7 @@ def test_failures_are_shown_where_they_happened(
     # lets it run at once, so the Operator's own panel shows the unknown outcome.)
     from portal.approvals.models import ApprovalPolicy, ChangeKind
 
-    ApprovalPolicy.objects.create(
-        kind=ChangeKind.ROLE_ESCALATE, needs_approval=False, approvers=1
-    )
+    ApprovalPolicy.objects.create(kind=ChangeKind.ROLE_ESCALATE, needs_approval=False, approvers=1)
     settings.PRIME_TIMEOUT_SECONDS = 1
     control.inject_fault("timeout_after_execute", "UpdatePrimeApiUserRoles", seconds=2)
     page.goto(f"{live_server.url}/prime-users/{user.prime_id}/")

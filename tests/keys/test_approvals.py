@@ -392,3 +392,31 @@ def test_approving_through_the_page_asks_for_the_code(op_client, prime_user, app
 )
 def test_which_allowlist_changes_widen(old, new, kind):
     assert allowlist_kind(old, new) == kind
+
+
+def test_a_key_asked_for_while_the_escalation_waits_is_a_trader_key(
+    op_client, prime_user, control, approve
+):
+    """Promote a Viewer and issue it a key: both wait; the key is issued once it is a Trader."""
+    op_client.post(
+        reverse("keys:user-role", args=[prime_user.prime_id]),
+        {"role": "Trader", "expected_role": "Viewer"},
+    )
+    escalation = pending()
+    response = op_client.post(
+        reverse("keys:issue", args=[prime_user.prime_id]), issue_form(op_client, prime_user)
+    )
+    assert "Sent for approval" in response.content.decode()
+    issue = ChangeRequest.objects.get(kind=ChangeKind.KEY_ISSUE)
+    assert issue.state == RequestState.PENDING and '"role":"Trader"' in issue.payload
+    control.clear_calls()
+    approve(issue)
+    url = reverse("keys:issue-approved", args=[issue.pk])
+    early = op_client.post(url).content.decode()
+    assert "Not yet" in early and 'id="secret-value"' not in early
+    assert executed(control, "CreatePrimeApiUserKey") == []
+    approve(escalation)
+    shown = op_client.post(url).content.decode()
+    assert 'id="secret-value"' in shown
+    assert len(executed(control, "CreatePrimeApiUserKey")) == 1
+    assert "write::orders" in ApiKey.objects.get(user=prime_user).permissions
