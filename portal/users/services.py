@@ -270,6 +270,7 @@ class UsersReconciled:
     listed: dict[str, PrimeUser] = field(default_factory=dict)
     newly_missing: list[PrimeUser] = field(default_factory=list)
     differences: list[str] = field(default_factory=list)
+    changed: list[str] = field(default_factory=list)  # Prime ids of users that differed
 
 
 def prime_users_reconcile(
@@ -322,7 +323,10 @@ def prime_users_reconcile(
                 )
             )
         else:
-            result.differences.extend(_reconcile_user(actor, row, up, now))
+            found = _reconcile_user(actor, row, up, now)
+            if found:
+                result.differences.extend(found)
+                result.changed.append(prime_id)
         result.listed[prime_id] = row
     for prime_id in set(mirror) - set(upstream):
         row = mirror[prime_id]
@@ -332,6 +336,7 @@ def prime_users_reconcile(
         row.mark_missing(now)
         row.save(update_fields=_MISSING_FIELDS)
         result.newly_missing.append(row)
+        result.changed.append(prime_id)
         result.differences.append(
             record_sync_difference(
                 actor=actor,

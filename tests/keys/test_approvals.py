@@ -420,3 +420,35 @@ def test_a_key_asked_for_while_the_escalation_waits_is_a_trader_key(
     assert 'id="secret-value"' in shown
     assert len(executed(control, "CreatePrimeApiUserKey")) == 1
     assert "write::orders" in ApiKey.objects.get(user=prime_user).permissions
+
+
+def test_a_sync_that_finds_the_target_changed_voids_the_waiting_request(
+    op_client, prime_user, admin_client, control, approver
+):
+    op_client.post(
+        reverse("keys:user-role", args=[prime_user.prime_id]),
+        {"role": "Trader", "expected_role": "Viewer"},
+    )
+    change = pending()
+    admin_client.update_api_user(prime_user.prime_id, status="Disabled")
+    from portal.keys.services import prime_sync
+
+    prime_sync(actor=operator_of(change))
+    change.refresh_from_db()
+    assert change.state == RequestState.VOIDED
+    assert "changed at Kraken" in change.void_reason
+    assert AuditEvent.objects.filter(
+        action=AuditAction.CHANGE_VOIDED, target_id=str(change.pk)
+    ).exists()
+    with pytest.raises(approvals.ApprovalError):
+        approvals.change_vote(
+            change_id=change.pk,
+            actor=approver,
+            decision=VoteDecision.APPROVE,
+            step_up=StepUpMethod.TOTP,
+        )
+    assert executed(control, "UpdatePrimeApiUserRoles") == []
+
+
+def operator_of(change: ChangeRequest):
+    return change.requested_by

@@ -16,6 +16,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from portal.actors import Actor
+from portal.approvals import services as approvals
 from portal.audit.models import AuditAction, AuditEvent, TargetType
 from portal.connection.door import call_prime
 from portal.keys.models import ApiKey, SyncBaseline
@@ -44,6 +45,8 @@ class SyncReport:
     keys_seen: int = 0
     differences: list[str] = field(default_factory=list)
     baseline: bool = False  # the installation's first full sync: imported, not "changed"
+    # (target type, id) of what differed: open change requests on them are voided.
+    changed_targets: list[tuple[str, str]] = field(default_factory=list)
 
     @property
     def changed(self) -> bool:
@@ -82,6 +85,7 @@ def prime_sync(
             _reconcile_keys(report, actor, owner, upstream_keys.get(prime_id, ()), mirror, now)
         for owner in users.newly_missing:
             _reconcile_keys(report, actor, owner, (), mirror, now)
+        report.changed_targets += [(TargetType.PRIME_USER, pid) for pid in users.changed]
         if baseline:
             SyncBaseline.objects.create(
                 taken_at=now,
@@ -89,7 +93,20 @@ def prime_sync(
                 keys=report.keys_seen,
                 actor_label=str(getattr(actor, "username", actor)),
             )
+    _void_open_requests(report, actor)
     return report
+
+
+def _void_open_requests(report: SyncReport, actor: Actor) -> None:
+    """A target that changed at Kraken voids the change requests waiting on it (the engine
+    would void them at execution anyway; this says so at once, in the inbox)."""
+    for target_type, target_id in dict.fromkeys(report.changed_targets):
+        approvals.change_void_for_target(
+            target_type=str(target_type),
+            target_id=target_id,
+            actor=actor,
+            reason=f"{target_type} {target_id} changed at Kraken (found by a sync)",
+        )
 
 
 def _first_sync_of_a_new_installation() -> bool:
@@ -119,6 +136,7 @@ def _read_keys(
 def _difference(
     report: SyncReport, actor: Actor, key_id: str, message: str, before: object, after: object
 ) -> None:
+    report.changed_targets.append((TargetType.KEY, key_id))
     report.differences.append(
         record_sync_difference(
             actor=actor,
