@@ -13,7 +13,7 @@ from portal.audit.forms import AuditFilterForm
 from portal.audit.models import AuditAction, TargetType
 from portal.audit.services import audit_record
 from portal.audit.verify import read_head
-from portal.progress import command_stream, progress
+from portal.commandline import command_progress
 
 
 class Command(BaseCommand):
@@ -66,12 +66,8 @@ class Command(BaseCommand):
         handle = sys.stdout if output == "-" else open(output, "w", encoding="utf-8", newline="")  # noqa: SIM115
         rows = 0
         try:
-            with progress(
-                total,
-                label="export_audit",
-                stream=command_stream(self),
-                unit="events",
-                enabled=show,
+            with command_progress(
+                self, label="export_audit", unit="events", total=total, enabled=show
             ) as bar:
 
                 def advance(n: int) -> None:

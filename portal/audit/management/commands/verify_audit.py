@@ -5,7 +5,7 @@ from __future__ import annotations
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from portal.audit.verify import DEFAULT_CHUNK, parse_anchor, verify_chain
-from portal.progress import command_stream, progress
+from portal.commandline import command_progress
 
 
 class Command(BaseCommand):
@@ -46,9 +46,7 @@ class Command(BaseCommand):
         if options["export"]:
             self._verify_export(options, anchor, show)
             return
-        with progress(
-            label="verify_audit", stream=command_stream(self), unit="events", enabled=show
-        ) as bar:
+        with command_progress(self, label="verify_audit", unit="events", enabled=show) as bar:
             report = verify_chain(
                 chunk_size=options["chunk_size"],
                 expect_head=anchor,
@@ -73,8 +71,8 @@ class Command(BaseCommand):
     def _verify_export(self, options, anchor, show: bool) -> None:
         from portal.audit.export import verify_export
 
-        with progress(
-            label="verify_audit --export", stream=command_stream(self), unit="rows", enabled=show
+        with command_progress(
+            self, label="verify_audit --export", unit="rows", enabled=show
         ) as bar:
             result = verify_export(
                 options["export"],

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from django.core.management.base import BaseCommand, CommandError
 
-from portal.progress import command_stream, progress
+from portal.commandline import command_progress
 from portal.users.services import SYNC_ACTOR, PrimeActionFailed, prime_sync
 
 
@@ -20,12 +20,8 @@ class Command(BaseCommand):
         )
 
     def handle(self, *args, **options) -> None:
-        with progress(
-            None,
-            label="prime_sync",
-            stream=command_stream(self),
-            unit="users",
-            enabled=not options["quiet_progress"],
+        with command_progress(
+            self, label="prime_sync", unit="users", enabled=not options["quiet_progress"]
         ) as bar:
 
             def report(done: int, total: int, name: str) -> None:

@@ -271,6 +271,6 @@ def _insert(rows: list[list]) -> None:
     placeholders = ", ".join(["%s"] * 18)
     with connection.cursor() as cursor:
         cursor.executemany(
-            f"INSERT INTO audit_auditevent ({COLUMNS}) VALUES ({placeholders})",  # noqa: S608
+            f"INSERT INTO audit_auditevent ({COLUMNS}) VALUES ({placeholders})",
             rows,
         )
