@@ -39,7 +39,8 @@ class CommandProgress:
 
 def command_stream(command: BaseCommand) -> TextIO:
     """The raw stderr behind a management command's OutputWrapper (tqdm draws with \\r)."""
-    stream: TextIO = getattr(command.stderr, "_out", command.stderr)
+    # OutputWrapper is a TextIOBase proxy around the real stream it was given.
+    stream: TextIO = command.stderr._out  # type: ignore[assignment]
     return stream
 
 

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from functools import wraps
+from typing import Any
 
 from django.core.exceptions import PermissionDenied
 from django.http import HttpRequest, HttpResponse
 
+from portal.staff.models import Staff
 from portal.staff.roles import (
     APPROVE_SETTLEMENT,
     MANAGE_CONNECTION,
@@ -29,23 +31,26 @@ _WHAT = {
 }
 
 
-def require_perm(perm: str) -> Callable:
+def require_perm(
+    perm: str,
+) -> Callable[[Callable[..., HttpResponse]], Callable[..., HttpResponse]]:
     """Refuse with a clear 403 unless the signed-in person holds `perm`; audit refused writes."""
 
     def decorator(view: Callable[..., HttpResponse]) -> Callable[..., HttpResponse]:
         @wraps(view)
-        def wrapped(request: HttpRequest, *args, **kwargs) -> HttpResponse:
+        def wrapped(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
             if not request.user.has_perm(perm):
                 if request.method not in ("GET", "HEAD", "OPTIONS"):
                     from portal.audit.services import audit_refusal
 
-                    audit_refusal(actor=request.user, permission=perm, path=request.path)
+                    staff = request.user if isinstance(request.user, Staff) else None
+                    audit_refusal(actor=staff, permission=perm, path=request.path)
                 raise PermissionDenied(
                     f"You need permission to {_WHAT.get(perm, perm)}. Ask an Admin if you need it."
                 )
             return view(request, *args, **kwargs)
 
-        wrapped.required_permission = perm  # read by the permission-walk test
+        wrapped.required_permission = perm  # type: ignore[attr-defined]  # permission-walk test
         return wrapped
 
     return decorator

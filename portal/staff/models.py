@@ -11,6 +11,8 @@ class Staff(AbstractUser):
     """A person who signs in to the portal."""
 
     display_name = models.CharField(max_length=150, blank=True)
+    # Not a column: the staff selectors set it, the roles held in the roles' order.
+    role_names: list[str]
 
     class Meta:
         verbose_name = "staff member"

@@ -37,7 +37,7 @@ class ControlError(Exception):
         self.status = status
 
 
-Route = Callable[[SandboxApp, dict[str, Any], dict[str, list[str]], list[str]], Any]
+Route = Callable[[SandboxApp, Any, dict[str, list[str]], list[str]], Any]
 
 
 def _object(body: Any) -> dict[str, Any]:

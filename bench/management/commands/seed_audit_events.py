@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from bench.audit_seed import seed_events
@@ -22,7 +24,7 @@ class Command(BaseCommand):
         parser.add_argument("--seed", type=int, default=1, help="random seed (repeatable data)")
         parser.add_argument("--no-progress", action="store_true")
 
-    def handle(self, *args, **options) -> None:
+    def handle(self, *args: Any, **options: Any) -> None:
         if options["count"] < 1:
             raise CommandError("--count must be at least 1")
         show = options["verbosity"] > 0 and not options["no_progress"]

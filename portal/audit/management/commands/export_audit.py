@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import getpass
 import sys
+from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
@@ -40,12 +41,15 @@ class Command(BaseCommand):
         parser.add_argument("--q", help="free text over target id and actor")
         parser.add_argument("--no-progress", action="store_true")
 
-    def handle(self, *args, **options) -> None:
+    def handle(self, *args: Any, **options: Any) -> None:
         names = ("actor", "action", "target_type", "target_id", "outcome", "since", "until", "q")
         form = AuditFilterForm({n: options[n] for n in names if options.get(n)})
         if not form.is_valid():
             raise CommandError(
-                "; ".join(f"--{k.replace('_', '-')}: {' '.join(v)}" for k, v in form.errors.items())
+                "; ".join(
+                    f"--{k.replace('_', '-')}: {' '.join(map(str, v))}"
+                    for k, v in form.errors.items()
+                )
             )
         if form.search_too_short:
             raise CommandError("--q: give 3 letters or digits in a row")

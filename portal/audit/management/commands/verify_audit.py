@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from portal.audit.verify import DEFAULT_CHUNK, parse_anchor, verify_chain
@@ -35,7 +37,7 @@ class Command(BaseCommand):
         parser.add_argument("--chunk-size", type=int, default=DEFAULT_CHUNK)
         parser.add_argument("--no-progress", action="store_true", help="no progress output")
 
-    def handle(self, *args, **options) -> None:
+    def handle(self, *args: Any, **options: Any) -> None:
         anchor = None
         if options["expect_head"]:
             try:
@@ -68,7 +70,9 @@ class Command(BaseCommand):
         if options["print_head"]:
             self.stdout.write(head)
 
-    def _verify_export(self, options, anchor, show: bool) -> None:
+    def _verify_export(
+        self, options: dict[str, Any], anchor: tuple[int, str] | None, show: bool
+    ) -> None:
         from portal.audit.export import verify_export
 
         with command_progress(

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from django.core.management.base import BaseCommand, CommandError
+from typing import Any
+
+from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from portal.commandline import command_progress
 from portal.users.services import SYNC_ACTOR, PrimeActionFailed, prime_sync
@@ -14,12 +16,12 @@ class Command(BaseCommand):
         "portal, mark what disappeared, update what changed, and audit each difference."
     )
 
-    def add_arguments(self, parser) -> None:
+    def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument(
             "--quiet-progress", action="store_true", help="do not draw the progress bar"
         )
 
-    def handle(self, *args, **options) -> None:
+    def handle(self, *args: Any, **options: Any) -> None:
         with command_progress(
             self, label="prime_sync", unit="users", enabled=not options["quiet_progress"]
         ) as bar:
