@@ -110,7 +110,9 @@ class _Generator:
             if roll < 0.99
             else Outcome.UNKNOWN
         )
-        before = after = response = None
+        before: dict[str, object] | None = None
+        after: dict[str, object] | None = None
+        response: dict[str, object] | None = None
         message = ""
         endpoint = _ENDPOINTS.get(action, "")
         if action in (A.LOGIN_SUCCEEDED, A.LOGIN_FAILED, A.LOGOUT):
