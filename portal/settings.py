@@ -42,6 +42,7 @@ INSTALLED_APPS = [
     "django.contrib.sessions",
     "django.contrib.messages",
     "django.contrib.staticfiles",
+    "django.forms",  # the widget templates, for FORM_RENDERER's project templates
     "django_htmx",
     "template_partials",
     "django_otp",
@@ -76,6 +77,9 @@ MIDDLEWARE = [
 
 ROOT_URLCONF = "portal.urls"
 WSGI_APPLICATION = "portal.wsgi.application"
+
+# Forms render with the portal's field markup (templates/forms/): `{{ form }}`, `.as_field_group`.
+FORM_RENDERER = "portal.web.FormRenderer"
 
 TEMPLATES = [
     {

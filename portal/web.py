@@ -1,21 +1,64 @@
-"""Small web helpers shared by every app: page-or-fragment, htmx messages, error pages."""
+"""Small web helpers shared by every app: page-or-fragment, redirects, no-store, error pages.
+
+htmx is answered one way everywhere: `wants_fragment()` decides page or fragment (a history
+restore gets the whole page), `render_htmx()` renders it and varies on the htmx headers,
+`redirect_to()` redirects an htmx request with HX-Redirect and a plain POST with a 302, and
+`no_store()` keeps a response out of every cache.
+"""
 
 from __future__ import annotations
 
 import ipaddress
-from typing import Any
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from django.conf import settings
 from django.contrib import messages
-from django.http import HttpRequest, HttpResponse
-from django.shortcuts import render
+from django.forms.renderers import TemplatesSetting
+from django.http import HttpRequest, HttpResponse, HttpResponseBase
+from django.shortcuts import redirect, resolve_url
 from django.template.loader import render_to_string
+from django.utils.cache import patch_cache_control, patch_vary_headers
+from django_htmx.http import HttpResponseClientRedirect, HttpResponseStopPolling, reswap
+
+if TYPE_CHECKING:
+    from django_htmx.middleware import HtmxDetails
+
+    from portal.staff.models import Staff
+
+R = TypeVar("R", bound=HttpResponseBase)
+
+# The request headers a page-or-fragment answer depends on.
+HTMX_VARY = ("HX-Request", "HX-History-Restore-Request")
+
+
+class HtmxHttpRequest(HttpRequest):
+    """A request that went through django-htmx's HtmxMiddleware (as every portal request does)."""
+
+    htmx: HtmxDetails
+
+
+class StaffRequest(HtmxHttpRequest):
+    """A request from a signed-in staff member (the login middleware guarantees it)."""
+
+    user: Staff
+
+
+def is_htmx(request: HttpRequest) -> bool:
+    """Whether htmx sent this request (HX-Request), whatever it wants back."""
+    return bool(getattr(request, "htmx", False))
 
 
 def wants_fragment(request: HttpRequest) -> bool:
     """An htmx request that wants a fragment (a history restore needs the whole page)."""
-    htmx = getattr(request, "htmx", None)
-    return bool(htmx) and not htmx.history_restore_request
+    htmx: HtmxDetails | None = getattr(request, "htmx", None)
+    return htmx is not None and bool(htmx) and not htmx.history_restore_request
+
+
+def vary_on_htmx(response: R) -> R:
+    """Tell caches the answer depends on whether htmx asked."""
+    patch_vary_headers(response, HTMX_VARY)
+    return response
 
 
 def render_htmx(
@@ -25,12 +68,48 @@ def render_htmx(
     context: dict[str, Any] | None = None,
     *,
     status: int = 200,
+    stop_polling: bool = False,
 ) -> HttpResponse:
-    """Render the whole page, or only its named partial when htmx asked for it."""
+    """Render the whole page, or only its named partial when htmx asked for it.
+
+    `stop_polling` answers with htmx's "stop polling" status (the content still swaps).
+    """
     name = f"{template}#{partial}" if wants_fragment(request) else template
-    response = render(request, name, context or {}, status=status)
-    response.headers["Vary"] = "HX-Request"
+    content = render_to_string(name, context or {}, request=request)
+    if stop_polling:
+        response: HttpResponse = HttpResponseStopPolling(content)
+    else:
+        response = HttpResponse(content, status=status)
+    vary_on_htmx(response)
     return response
+
+
+def redirect_to(request: HttpRequest, to: Any, *args: Any, **kwargs: Any) -> HttpResponse:
+    """After a POST: HX-Redirect for htmx (a 302 would be swapped into the widget), else a 302.
+
+    `to` is what `django.shortcuts.redirect` takes: a URL, a view name with its arguments,
+    or a model with `get_absolute_url()`.
+    """
+    url = resolve_url(to, *args, **kwargs)
+    if is_htmx(request):
+        response: HttpResponse = HttpResponseClientRedirect(url)
+    else:
+        response = redirect(url)
+    vary_on_htmx(response)
+    return response
+
+
+def no_store(response: R) -> R:
+    """Keep this response out of every cache (a secret, a one-time code, an export)."""
+    patch_cache_control(response, no_store=True)
+    return response
+
+
+class FormRenderer(TemplatesSetting):
+    """Forms render with the portal's templates: `{{ form }}` and `{{ form.x.as_field_group }}`."""
+
+    form_template_name = "forms/form.html"
+    field_template_name = "forms/field.html"
 
 
 def client_ip(request: HttpRequest) -> str | None:
@@ -56,12 +135,12 @@ def axes_client_ip(request: HttpRequest) -> str | None:
 class HtmxMessagesMiddleware:
     """Deliver pending Django messages out of band on htmx responses."""
 
-    def __init__(self, get_response):
+    def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
         self.get_response = get_response
 
     def __call__(self, request: HttpRequest) -> HttpResponse:
         response = self.get_response(request)
-        if not getattr(request, "htmx", False):
+        if not is_htmx(request):
             return response
         # A client redirect or a full refresh will show the messages on the next page.
         if "HX-Redirect" in response.headers or "HX-Refresh" in response.headers:
@@ -95,7 +174,7 @@ def portal_context(request: HttpRequest) -> dict[str, Any]:
             "portal_env": settings.PORTAL_ENV,
             "two_factor_pending": True,
         }
-    nav = navigation_for(user)
+    nav: list[dict[str, Any]] = [dict(item) for item in navigation_for(user)]
     path = request.path
     for item in nav:
         item["active"] = path == item["url"] or path.startswith(item["url"].rstrip("/") + "/")
@@ -106,21 +185,21 @@ def portal_context(request: HttpRequest) -> dict[str, Any]:
 
 
 def _error_page(request: HttpRequest, status: int, title: str, text: str) -> HttpResponse:
-    if getattr(request, "htmx", False):
+    if wants_fragment(request):
         # Leave the widget as it was and say why in the message area (out of band). Pending
         # messages go along, since a second out-of-band #messages would replace this one.
         pending = [*messages.get_messages(request), {"tags": "error", "message": text}]
         fragment = render_to_string(
             "_messages.html", {"messages": pending, "oob": True}, request=request
         )
-        response = HttpResponse(fragment, status=status)
-        response.headers["HX-Reswap"] = "none"
-        response.headers["Vary"] = "HX-Request"
+        response = reswap(HttpResponse(fragment, status=status), "none")
+        vary_on_htmx(response)
         return response
-    response = render(
-        request, "error.html", {"status": status, "title": title, "text": text}, status=status
+    page = render_to_string(
+        "error.html", {"status": status, "title": title, "text": text}, request=request
     )
-    response.headers["Vary"] = "HX-Request"
+    response = HttpResponse(page, status=status)
+    vary_on_htmx(response)
     return response
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from typing import Any
 
 from django import forms
 
@@ -13,10 +14,11 @@ from portal.audit.models import AuditAction, Outcome, TargetType
 # give PostgreSQL's trigram index nothing to narrow with, and would scan the whole trail.
 MIN_SEARCH = 3
 _SEARCHABLE = re.compile(rf"[^\W_]{{{MIN_SEARCH}}}")
+MAX_SEQ = 2**63 - 1
 _TIME_FORMATS = ["%Y-%m-%dT%H:%M", "%Y-%m-%dT%H:%M:%S", "%Y-%m-%d %H:%M", "%Y-%m-%d"]
 
 
-def _any(label: str, choices) -> list[tuple[str, str]]:
+def _any(label: str, choices: list[tuple[str, str]]) -> list[tuple[str, str]]:
     return [("", label), *choices]
 
 
@@ -51,11 +53,16 @@ class AuditFilterForm(forms.Form):
         input_formats=_TIME_FORMATS,
         widget=forms.DateTimeInput(attrs={"type": "datetime-local"}, format="%Y-%m-%dT%H:%M"),
     )
-    older = forms.IntegerField(required=False, min_value=0, widget=forms.HiddenInput)
-    newer = forms.IntegerField(required=False, min_value=0, widget=forms.HiddenInput)
+    # Page cursors (an event's seq); the paginator also ignores one that points nowhere.
+    older = forms.IntegerField(
+        required=False, min_value=0, max_value=MAX_SEQ, widget=forms.HiddenInput
+    )
+    newer = forms.IntegerField(
+        required=False, min_value=0, max_value=MAX_SEQ, widget=forms.HiddenInput
+    )
 
-    def clean(self):
-        data = super().clean()
+    def clean(self) -> dict[str, Any]:
+        data = super().clean() or {}
         since, until = data.get("since"), data.get("until")
         if since and until and since >= until:
             self.add_error("until", "Must be later than From.")

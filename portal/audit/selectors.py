@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 from django.contrib.auth import get_user_model
 from django.db.models import Q, QuerySet, Subquery
 
 from portal.audit.filters import AuditFilter
 from portal.audit.models import AuditEvent, TargetType
+from portal.paging import Keyset, KeysetPage
 
 PER_PAGE = 50
 SYSTEM_ACTORS = ("system:prime_poll", "system:prime_sync", "anonymous")
@@ -16,19 +15,14 @@ SYSTEM_ACTORS = ("system:prime_poll", "system:prime_sync", "anonymous")
 _LIST_DEFERRED = ("before", "after", "prime_response", "user_agent", "prev_hash", "hash")
 
 
-@dataclass(frozen=True)
-class AuditPage:
-    events: list[AuditEvent]
-    has_older: bool
-    has_newer: bool
-
-    @property
-    def older_cursor(self) -> int | None:
-        return self.events[-1].seq if self.events and self.has_older else None
-
-    @property
-    def newer_cursor(self) -> int | None:
-        return self.events[0].seq if self.events and self.has_newer else None
+# Newest first by seq, which is unique and increasing: `?older=<seq>` walks back in time.
+EVENT_PAGES = Keyset(
+    order=("-seq",),
+    forward="older",
+    backward="newer",
+    labels=("Newest", "Newer", "Older"),
+    per_page=PER_PAGE,
+)
 
 
 def audit_event_filter(*, filters: AuditFilter, until_seq: int | None = None) -> QuerySet:
@@ -79,20 +73,13 @@ def audit_event_page(
     filters: AuditFilter,
     older_than: int | None = None,
     newer_than: int | None = None,
-    per_page: int = PER_PAGE,
-) -> AuditPage:
+) -> KeysetPage[AuditEvent]:
     """One page, newest first, by keyset on seq (no COUNT, no OFFSET): one query."""
     qs = audit_event_filter(filters=filters).defer(*_LIST_DEFERRED)
-    if newer_than is not None:
-        rows = list(qs.filter(seq__gt=newer_than).order_by("seq")[: per_page + 1])
-        more = len(rows) > per_page
-        events = list(reversed(rows[:per_page]))
-        return AuditPage(events=events, has_older=True, has_newer=more)
-    if older_than is not None:
-        qs = qs.filter(seq__lt=older_than)
-    rows = list(qs.order_by("-seq")[: per_page + 1])
-    return AuditPage(
-        events=rows[:per_page], has_older=len(rows) > per_page, has_newer=older_than is not None
+    return EVENT_PAGES.page(
+        qs,
+        after=None if older_than is None else str(older_than),
+        before=None if newer_than is None else str(newer_than),
     )
 
 

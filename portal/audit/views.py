@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from django.http import Http404, HttpRequest, HttpResponse, StreamingHttpResponse
+from django.http import Http404, HttpResponse, HttpResponseBase, StreamingHttpResponse
 from django.urls import reverse
 from django.utils import timezone
 from django.views.decorators.http import require_GET
@@ -20,14 +20,14 @@ from portal.audit.services import audit_record
 from portal.audit.verify import read_head
 from portal.staff.access import require_perm
 from portal.staff.roles import VIEW_PORTAL
-from portal.web import render_htmx
+from portal.web import StaffRequest, no_store, render_htmx
 
 LIST = ("audit/list.html", "results")
 
 
 @require_GET
 @require_perm(VIEW_PORTAL)
-def event_list(request: HttpRequest) -> HttpResponse:
+def event_list(request: StaffRequest) -> HttpResponse:
     """Newest first, filtered as you type, one page at a time by keyset on seq."""
     form = AuditFilterForm(request.GET)
     # A callable: the template asks for it only when it draws the whole page.
@@ -41,17 +41,10 @@ def event_list(request: HttpRequest) -> HttpResponse:
         older_than=form.cleaned_data.get("older"),
         newer_than=form.cleaned_data.get("newer"),
     )
-    base = reverse("audit:list")
     context.update(
         page=page,
+        links=page.links(request.GET),
         filtered=not filters.is_empty(),
-        newest_url=f"{base}{filter_query(filters)}" if page.has_newer else "",
-        newer_url=f"{base}{filter_query(filters, newer=page.newer_cursor)}"
-        if page.has_newer
-        else "",
-        older_url=f"{base}{filter_query(filters, older=page.older_cursor)}"
-        if page.has_older
-        else "",
         export_csv=f"{reverse('audit:export')}{filter_query(filters, format='csv')}",
         export_jsonl=f"{reverse('audit:export')}{filter_query(filters, format='jsonl')}",
     )
@@ -60,7 +53,7 @@ def event_list(request: HttpRequest) -> HttpResponse:
 
 @require_GET
 @require_perm(VIEW_PORTAL)
-def event_detail(request: HttpRequest, seq: int) -> HttpResponse:
+def event_detail(request: StaffRequest, seq: int) -> HttpResponse:
     """One event: who, what, from where, before/after as a diff, Kraken's answer, hashes."""
     try:
         event = selectors.audit_event_get(seq=seq)
@@ -80,7 +73,7 @@ def event_detail(request: HttpRequest, seq: int) -> HttpResponse:
 
 @require_GET
 @require_perm(VIEW_PORTAL)
-def event_export(request: HttpRequest) -> HttpResponse:
+def event_export(request: StaffRequest) -> HttpResponseBase:
     """The current filter as CSV or JSON Lines, streamed, with a proof trailer."""
     form = AuditFilterForm(request.GET)
     fmt = request.GET.get("format", "csv")
@@ -104,7 +97,7 @@ def event_export(request: HttpRequest) -> HttpResponse:
         content_type=CONTENT_TYPES[fmt],
     )
     response.headers["Content-Disposition"] = f'attachment; filename="audit-{stamp}.{fmt}"'
-    response.headers["Cache-Control"] = "no-store"
+    no_store(response)
     return response
 
 

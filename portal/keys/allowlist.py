@@ -30,7 +30,7 @@ _SHOWN_CHARS = 60
 
 _V4_ALL = ipaddress.ip_network("0.0.0.0/0")
 _V6_ALL = ipaddress.ip_network("::/0")
-_V4_MAPPED = ipaddress.ip_network("::ffff:0:0/96")
+_V4_MAPPED = ipaddress.IPv6Network("::ffff:0:0/96")
 
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 

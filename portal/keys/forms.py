@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import secrets
+from typing import Any
 
 from django import forms
 from django.core import signing
@@ -38,7 +39,7 @@ class AllowlistField(forms.CharField):
 
     widget = forms.Textarea(attrs={"rows": 5, "spellcheck": "false", "autocomplete": "off"})
 
-    def __init__(self, **kwargs) -> None:
+    def __init__(self, **kwargs: Any) -> None:
         kwargs.setdefault("max_length", ALLOWLIST_MAX_CHARS)
         kwargs.setdefault("required", False)
         kwargs.setdefault("strip", False)
@@ -49,7 +50,7 @@ class AllowlistField(forms.CharField):
         )
         super().__init__(**kwargs)
 
-    def clean(self, value):
+    def clean(self, value: object) -> ParsedAllowlist:
         text = super().clean(value)
         parsed = parse_allowlist(text or "")
         if not parsed.ok:
@@ -62,7 +63,7 @@ class IssueForm(forms.Form):
     whitelisted_ips = AllowlistField(label="Allow-list (optional)")
     token = forms.CharField(max_length=500, widget=forms.HiddenInput)
 
-    def __init__(self, *args, user: PrimeUser, **kwargs) -> None:
+    def __init__(self, *args: Any, user: PrimeUser, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.user = user
         if not self.is_bound:
@@ -119,7 +120,7 @@ class RevokeForm(forms.Form):
         widget=forms.Textarea(attrs={"rows": 2}),
     )
 
-    def __init__(self, *args, key: ApiKey, **kwargs) -> None:
+    def __init__(self, *args: Any, key: ApiKey, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.key = key
 

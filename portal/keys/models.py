@@ -2,8 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from datetime import datetime
+
 from django.conf import settings
 from django.db import models
+
+from portal.users.models import CHANGED_OUTSIDE_KEPT
 
 
 class ApiKey(models.Model):
@@ -67,6 +72,17 @@ class ApiKey(models.Model):
             "permissions": list(self.permissions),
             "whitelisted_ips": list(self.whitelisted_ips),
         }
+
+    def flag_changed_outside(self, now: datetime, what: Sequence[str]) -> None:
+        """Show the "changed outside the portal" badge, newest descriptions first (not saved)."""
+        self.changed_outside_at = now
+        self.changed_outside = [*what, *(self.changed_outside or [])][:CHANGED_OUTSIDE_KEPT]
+
+    def mark_missing(self, now: datetime) -> None:
+        """Kraken no longer lists the key (not saved)."""
+        self.missing_upstream_at = now
+        self.last_synced_at = now
+        self.flag_changed_outside(now, ["no longer listed by Kraken"])
 
 
 class KeyIssueRequest(models.Model):

@@ -1,10 +1,15 @@
-"""A user's keys: issue (secret shown once), edit the allow-list in place, revoke."""
+"""A user's keys: issue (secret shown once), edit the allow-list in place, revoke.
+
+Also the buttons of the user's panel that reach its keys: the role change (a role is the
+permissions every key carries) and the resyncs, which reconcile users and keys.
+"""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from typing import Any
 
+from django import forms
 from django.contrib import messages
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect
@@ -17,14 +22,34 @@ from portal.keys.allowlist import AllowlistDiff, ParsedAllowlist, diff_allowlist
 from portal.keys.forms import AllowlistForm, IssueForm, LabelForm, RevokeForm, new_issue_token
 from portal.keys.models import ApiKey
 from portal.staff.access import require_perm
-from portal.staff.roles import MANAGE_KEYS, VIEW_PORTAL
+from portal.staff.roles import MANAGE_KEYS, MANAGE_PRIME_USERS, VIEW_PORTAL
 from portal.users import selectors as user_selectors
+from portal.users.forms import RoleForm
 from portal.users.models import PrimeUser
-from portal.users.services import prime_sync
-from portal.web import render_htmx, wants_fragment
+from portal.users.views import user_panel, user_panel_done, user_panel_failed
+from portal.web import StaffRequest, no_store, redirect_to, render_htmx, wants_fragment
 
 LIST = "keys/list.html"
 ISSUED = "keys/issued.html"
+# What the person is told (the tests reuse these).
+KEY_NO_LONGER_ACTIVE = "This key is no longer active."
+ALLOWLIST_UNCHANGED = "That is the allow-list the key already has: nothing to save."
+KEY_ISSUED = "Key {key} issued."
+KEY_ISSUED_WITHOUT_ALLOWLIST = "Key {key} issued without its allow-list."
+ALLOWLIST_SAVED = "Allow-list of key {key} saved."
+ALLOWLIST_EMPTY_SAVED = "Key {key} has no allow-list: usable from any address."
+LABEL_UNCHANGED = "Key {key} already had that label."
+LABEL_SAVED = "Label of key {key} saved."
+KEY_REVOKED = "Key {key} revoked."
+KEY_RESYNCED_NO_DIFFERENCE = "Resynced: the portal already matched Kraken."
+KEY_RESYNCED = "Resynced: {differences}"
+USER_KEYS_RESYNCED = "Resynced with Kraken: {count} difference(s) found."
+ROLE_CHANGED = "{name}'s role changed from {old} to {new}."
+SYNCED_NO_DIFFERENCE = "Synced with Kraken: {users} user(s), {keys} key(s), no differences."
+SYNCED = (
+    "Synced with Kraken: {count} difference(s) recorded in the audit trail "
+    "({users} user(s), {keys} key(s) checked)."
+)
 
 
 @dataclass
@@ -33,7 +58,7 @@ class KeyRow:
 
     key: ApiKey
     mode: str = ""  # "", "allowlist", "preview", "revoke", "label"
-    form: Any = None
+    form: forms.Form | None = None
     parsed: ParsedAllowlist | None = None
     diff: AllowlistDiff | None = None
     error: str = ""
@@ -92,15 +117,9 @@ def _row_done(request: HttpRequest, key: ApiKey) -> HttpResponse:
     return _row_response(request, KeyRow(_get_key(key.prime_key_id)))
 
 
-def _no_store(response: HttpResponse) -> HttpResponse:
-    response.headers["Cache-Control"] = "no-store, max-age=0"
-    response.headers["Pragma"] = "no-cache"
-    return response
-
-
 @require_GET
 @require_perm(VIEW_PORTAL)
-def key_list(request: HttpRequest, prime_id: str) -> HttpResponse:
+def key_list(request: StaffRequest, prime_id: str) -> HttpResponse:
     """The user's keys, and the form to issue one."""
     user = _get_user(prime_id)
     return render_htmx(request, LIST, "keys-page", _page_context(user))
@@ -110,18 +129,17 @@ def key_list(request: HttpRequest, prime_id: str) -> HttpResponse:
 @require_perm(MANAGE_KEYS)
 @never_cache
 @sensitive_post_parameters()
-@sensitive_variables("result")
-def key_issue(request: HttpRequest, prime_id: str) -> HttpResponse:
+@sensitive_variables("result", "issued")
+def key_issue(request: StaffRequest, prime_id: str) -> HttpResponse:
     """Issue a key and show its secret in this response only; a GET shows nothing secret."""
     user = _get_user(prime_id)
     if request.method == "GET":
-        return _no_store(render_htmx(request, ISSUED, "issued-panel", {"prime_user": user}))
+        return no_store(render_htmx(request, ISSUED, "issued-panel", {"prime_user": user}))
     form = IssueForm(request.POST, user=user)
     if not form.is_valid():
         if "token" in form.errors:
             # A fresh token, so that submitting again works after reading the error.
-            form.data = form.data.copy()
-            form.data["token"] = new_issue_token(user)
+            form.data = {**form.data, "token": new_issue_token(user)}
         return render_htmx(
             request, LIST, "issue-panel", _page_context(user, issue_form=form), status=422
         )
@@ -135,7 +153,7 @@ def key_issue(request: HttpRequest, prime_id: str) -> HttpResponse:
         )
     except services.KeyAlreadyIssued as already:
         context = {"prime_user": user, "key": already.key, "already_used": True}
-        return _no_store(render_htmx(request, ISSUED, "issued-panel", context))
+        return no_store(render_htmx(request, ISSUED, "issued-panel", context))
     except services.PrimeActionFailed as failure:
         context = _page_context(
             user,
@@ -146,16 +164,16 @@ def key_issue(request: HttpRequest, prime_id: str) -> HttpResponse:
         return render_htmx(request, LIST, "issue-panel", context)
     # The one message says nothing secret; the secret goes only into this response's body.
     if result.allowlist_error:
-        messages.warning(request, f"Key {result.key.prime_key_id} issued without its allow-list.")
+        messages.warning(request, KEY_ISSUED_WITHOUT_ALLOWLIST.format(key=result.key.prime_key_id))
     else:
-        messages.success(request, f"Key {result.key.prime_key_id} issued.")
-    context = {"prime_user": user, "issued": result, "key": result.key}
-    return _no_store(render_htmx(request, ISSUED, "issued-panel", context))
+        messages.success(request, KEY_ISSUED.format(key=result.key.prime_key_id))
+    issued: dict[str, object] = {"prime_user": user, "issued": result, "key": result.key}
+    return no_store(render_htmx(request, ISSUED, "issued-panel", issued))
 
 
 @require_GET
 @require_perm(VIEW_PORTAL)
-def key_row(request: HttpRequest, prime_key_id: str) -> HttpResponse:
+def key_row(request: StaffRequest, prime_key_id: str) -> HttpResponse:
     """One key's row (closes any editor under it)."""
     key = _get_key(prime_key_id)
     if not wants_fragment(request):
@@ -170,29 +188,30 @@ def _allowlist_initial(key: ApiKey) -> dict[str, str]:
 
 @require_http_methods(["GET", "POST"])
 @require_perm(MANAGE_KEYS)
-def key_allowlist(request: HttpRequest, prime_key_id: str) -> HttpResponse:
+def key_allowlist(request: StaffRequest, prime_key_id: str) -> HttpResponse:
     """GET: the editor. POST: save the previewed allow-list (step two)."""
     key = _get_key(prime_key_id)
     if request.method == "GET" or not key.is_active:
         form = AllowlistForm(initial=_allowlist_initial(key))
-        notice = "" if key.is_active else "This key is no longer active."
+        notice = "" if key.is_active else KEY_NO_LONGER_ACTIVE
         return _row_response(request, KeyRow(key, mode="allowlist", form=form, notice=notice))
     form = AllowlistForm(request.POST)
     if not form.is_valid():
         return _row_response(request, KeyRow(key, mode="allowlist", form=form), status=422)
     parsed = form.parsed()
     diff = diff_allowlist(key.whitelisted_ips, parsed.entries)
-    if form.base_entries() != list(key.whitelisted_ips):
-        notice = "The allow-list changed since your preview; check this preview again."
-        return _preview(request, key, parsed, diff, notice=notice, status=409)
-    if not parsed.entries and not form.cleaned_data["confirm_anywhere"]:
-        confirm_error = (
-            "An empty allow-list makes the key usable from any address: tick the box to "
-            "confirm that."
-        )
-        return _preview(request, key, parsed, diff, confirm_error=confirm_error, status=422)
     try:
-        services.key_update_allowlist(key=key, actor=request.user, entries=list(parsed.entries))
+        services.key_update_allowlist(
+            key=key,
+            actor=request.user,
+            entries=list(parsed.entries),
+            previewed_against=form.base_entries(),
+            confirm_anywhere=form.cleaned_data["confirm_anywhere"],
+        )
+    except services.AllowlistChangedSincePreview as stale:
+        return _preview(request, key, parsed, diff, notice=stale.message, status=409)
+    except services.EmptyAllowlistNotConfirmed as unconfirmed:
+        return _preview(request, key, parsed, diff, confirm_error=unconfirmed.message, status=422)
     except services.PrimeActionFailed as failure:
         row = KeyRow(
             key,
@@ -205,11 +224,9 @@ def key_allowlist(request: HttpRequest, prime_key_id: str) -> HttpResponse:
         )
         return _row_response(request, row)
     if key.whitelisted_ips:
-        messages.success(request, f"Allow-list of key {key.prime_key_id} saved.")
+        messages.success(request, ALLOWLIST_SAVED.format(key=key.prime_key_id))
     else:
-        messages.warning(
-            request, f"Key {key.prime_key_id} has no allow-list: usable from any address."
-        )
+        messages.warning(request, ALLOWLIST_EMPTY_SAVED.format(key=key.prime_key_id))
     return _row_done(request, key)
 
 
@@ -237,7 +254,7 @@ def _preview(
 
 @require_POST
 @require_perm(MANAGE_KEYS)
-def key_allowlist_preview(request: HttpRequest, prime_key_id: str) -> HttpResponse:
+def key_allowlist_preview(request: StaffRequest, prime_key_id: str) -> HttpResponse:
     """Step one: normalise, check and show the difference; nothing is sent yet."""
     key = _get_key(prime_key_id)
     form = AllowlistForm(request.POST)
@@ -246,14 +263,14 @@ def key_allowlist_preview(request: HttpRequest, prime_key_id: str) -> HttpRespon
     parsed = form.parsed()
     diff = diff_allowlist(key.whitelisted_ips, parsed.entries)
     if not diff.changed:
-        notice = "That is the allow-list the key already has: nothing to save."
+        notice = ALLOWLIST_UNCHANGED
         return _row_response(request, KeyRow(key, mode="allowlist", form=form, notice=notice))
     return _preview(request, key, parsed, diff)
 
 
 @require_http_methods(["GET", "POST"])
 @require_perm(MANAGE_KEYS)
-def key_label(request: HttpRequest, prime_key_id: str) -> HttpResponse:
+def key_label(request: StaffRequest, prime_key_id: str) -> HttpResponse:
     """GET: the label editor in the row. POST: save the portal-only label."""
     key = _get_key(prime_key_id)
     if request.method == "GET":
@@ -265,15 +282,15 @@ def key_label(request: HttpRequest, prime_key_id: str) -> HttpResponse:
     before = key.label
     key = services.key_update_label(key=key, actor=request.user, label=form.cleaned_data["label"])
     if key.label == before:
-        messages.info(request, f"Key {key.prime_key_id} already had that label.")
+        messages.info(request, LABEL_UNCHANGED.format(key=key.prime_key_id))
     else:
-        messages.success(request, f"Label of key {key.prime_key_id} saved.")
+        messages.success(request, LABEL_SAVED.format(key=key.prime_key_id))
     return _row_done(request, key)
 
 
 @require_http_methods(["GET", "POST"])
 @require_perm(MANAGE_KEYS)
-def key_revoke(request: HttpRequest, prime_key_id: str) -> HttpResponse:
+def key_revoke(request: StaffRequest, prime_key_id: str) -> HttpResponse:
     """GET: the confirmation form. POST: revoke after the public key was typed."""
     key = _get_key(prime_key_id)
     if request.method == "GET" or key.revoked_at is not None:
@@ -288,43 +305,136 @@ def key_revoke(request: HttpRequest, prime_key_id: str) -> HttpResponse:
             key, mode="revoke", form=form, error=failure.message, unknown=failure.outcome_unknown
         )
         return _row_response(request, row)
-    messages.success(request, f"Key {key.prime_key_id} revoked.")
+    messages.success(request, KEY_REVOKED.format(key=key.prime_key_id))
     return _row_done(request, key)
 
 
 @require_POST
 @require_perm(MANAGE_KEYS)
-def key_resync(request: HttpRequest, prime_key_id: str) -> HttpResponse:
+def key_resync(request: StaffRequest, prime_key_id: str) -> HttpResponse:
     """After an unknown outcome: read the key's user and keys from Kraken."""
     key = _get_key(prime_key_id)
     try:
-        report = prime_sync(actor=request.user, user=key.user)
+        report = services.prime_sync(actor=request.user, user=key.user)
     except services.PrimeActionFailed as failure:
         row = KeyRow(key, error=failure.message, unknown=failure.outcome_unknown)
         return _row_response(request, row)
     if report.differences:
-        messages.info(request, "Resynced: " + " ".join(report.differences))
+        messages.info(request, KEY_RESYNCED.format(differences=" ".join(report.differences)))
     else:
-        messages.success(request, "Resynced: the portal already matched Kraken.")
+        messages.success(request, KEY_RESYNCED_NO_DIFFERENCE)
     return _row_done(request, key)
 
 
 @require_POST
 @require_perm(MANAGE_KEYS)
-def user_keys_resync(request: HttpRequest, prime_id: str) -> HttpResponse:
+def user_keys_resync(request: StaffRequest, prime_id: str) -> HttpResponse:
     """After an issue whose outcome is unknown: read the user's keys from Kraken."""
     user = _get_user(prime_id)
     try:
-        report = prime_sync(actor=request.user, user=user)
+        report = services.prime_sync(actor=request.user, user=user)
     except services.PrimeActionFailed as failure:
         messages.error(request, failure.message)
     else:
         found = len(report.differences)
         messages.info(
             request,
-            f"Resynced with Kraken: {found} difference(s) found."
+            USER_KEYS_RESYNCED.format(count=found)
             + (" " + " ".join(report.differences) if found else ""),
         )
     if wants_fragment(request):
         return render_htmx(request, LIST, "keys-page", _page_context(_get_user(prime_id)))
     return redirect("keys:list", prime_id=prime_id)
+
+
+# --- the user's panel: role change and resync (they reach the user's keys) ----------------
+
+
+def sync_summary(report: services.SyncReport) -> str:
+    """What a sync found, in one line for the person."""
+    if not report.differences:
+        return SYNCED_NO_DIFFERENCE.format(users=report.users_seen, keys=report.keys_seen)
+    return SYNCED.format(
+        count=len(report.differences), users=report.users_seen, keys=report.keys_seen
+    )
+
+
+def _role_form(request: StaffRequest, user: PrimeUser) -> RoleForm:
+    """The bound role form; a role change the service would refuse is a field error."""
+    form = RoleForm(request.POST)
+    if form.is_valid():
+        try:
+            services.role_change_check(user=user, role=form.cleaned_data["role"])
+        except services.RoleAlreadyHeld as refused:
+            form.add_error("role", refused.message)
+    return form
+
+
+@require_POST
+@require_perm(MANAGE_PRIME_USERS)
+def user_role_preview(request: StaffRequest, prime_id: str) -> HttpResponse:
+    """Step one of a role change: what it would do to the keys, before anything is sent."""
+    user = _get_user(prime_id)
+    form = _role_form(request, user)
+    if not form.is_valid():
+        return user_panel(request, user, role_form=form, status=422)
+    preview = selectors.role_change_preview(user=user, new_role=form.cleaned_data["role"])
+    return user_panel(request, user, role_form=form, role_preview=preview)
+
+
+@require_POST
+@require_perm(MANAGE_PRIME_USERS)
+def user_role(request: StaffRequest, prime_id: str) -> HttpResponse:
+    """Step two: send UpdatePrimeApiUserRoles for the role that was previewed."""
+    user = _get_user(prime_id)
+    form = _role_form(request, user)
+    if not form.is_valid():
+        return user_panel(request, user, role_form=form, status=422)
+    new_role, old = form.cleaned_data["role"], user.role
+    try:
+        services.prime_user_change_role(
+            user=user,
+            actor=request.user,
+            role=new_role,
+            expected_role=form.cleaned_data["expected_role"],
+        )
+    except services.RoleChangedSincePreview as stale:
+        preview = selectors.role_change_preview(user=user, new_role=new_role)
+        return user_panel(
+            request,
+            user,
+            role_form=form,
+            role_preview=preview,
+            role_notice=stale.message,
+            status=409,
+        )
+    except services.PrimeActionFailed as failure:
+        return user_panel_failed(request, user, failure)
+    return user_panel_done(
+        request, user, ROLE_CHANGED.format(name=user.name, old=old, new=user.role)
+    )
+
+
+@require_POST
+@require_perm(MANAGE_PRIME_USERS)
+def user_detail_resync(request: StaffRequest, prime_id: str) -> HttpResponse:
+    """Read this user and its keys from Kraken and reconcile the mirror; answer with the panel."""
+    user = _get_user(prime_id)
+    try:
+        report = services.prime_sync(actor=request.user, user=user)
+    except services.PrimeActionFailed as failure:
+        return user_panel_failed(request, user, failure)
+    return user_panel_done(request, user, sync_summary(report))
+
+
+@require_POST
+@require_perm(MANAGE_PRIME_USERS)
+def sync_all(request: StaffRequest) -> HttpResponse:
+    """Reconcile the whole mirror of users and keys with Kraken."""
+    try:
+        report = services.prime_sync(actor=request.user)
+    except services.PrimeActionFailed as failure:
+        messages.error(request, failure.message)
+    else:
+        messages.success(request, sync_summary(report))
+    return redirect_to(request, "users:list")

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from datetime import datetime, time, timedelta
+from datetime import UTC, date, datetime, time, timedelta
+from typing import Any
 
 from django import forms
 from django.utils import timezone
@@ -13,7 +14,7 @@ from portal.settlement.models import AssetKind, BatchStatus
 class _NoColonForm(forms.Form):
     """The portal's labels carry no colon."""
 
-    def __init__(self, *args, **kwargs):
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
         kwargs.setdefault("label_suffix", "")
         super().__init__(*args, **kwargs)
 
@@ -37,26 +38,36 @@ class BatchFilterForm(_NoColonForm):
         widget=forms.DateInput(attrs={"type": "date"}),
     )
 
-    def clean(self):
-        cleaned = super().clean()
+    def clean(self) -> dict[str, Any]:
+        cleaned = super().clean() or {}
         start, end = cleaned.get("created_from"), cleaned.get("created_until")
         if start and end and start > end:
             raise forms.ValidationError("The start date is after the end date.")
         return cleaned
 
-    def filters(self) -> dict:
+    def filters(self) -> dict[str, Any]:
         """Keyword arguments for `selectors.batch_list` (aware datetimes, end exclusive)."""
         if not self.is_valid():
             return {}
         start, end = self.cleaned_data.get("created_from"), self.cleaned_data.get("created_until")
-        zone = timezone.get_current_timezone()
         return {
             "status": self.cleaned_data.get("status") or None,
-            "created_from": datetime.combine(start, time.min, zone) if start else None,
-            "created_until": (
-                datetime.combine(end, time.min, zone) + timedelta(days=1) if end else None
-            ),
+            "created_from": _day_start(start) if start else None,
+            # Up to and including `end`: before the start of the next day.
+            "created_until": _day_start(end, days_later=1) if end else None,
         }
+
+
+def _day_start(day: date, *, days_later: int = 0) -> datetime | None:
+    """Midnight (local time) `days_later` days after `day`; None past either end of the
+    calendar, where there is nothing to bound (9999-12-31 "up to and including")."""
+    try:
+        moment = datetime.combine(day + timedelta(days=days_later), time.min)
+        aware = timezone.make_aware(moment, timezone.get_current_timezone())
+        aware.astimezone(UTC)  # the database compares in UTC
+    except OverflowError:
+        return None
+    return aware
 
 
 class RejectForm(forms.Form):

@@ -11,24 +11,18 @@ from functools import wraps
 
 from django.contrib import messages
 from django.core.exceptions import PermissionDenied
-from django.core.paginator import Paginator
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect
-from django.urls import reverse
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
-from django_htmx.http import HttpResponseClientRedirect
 
 from portal.settlement import selectors, services
 from portal.settlement.forms import BatchCreateForm, BatchFilterForm, RejectForm
 from portal.settlement.models import Batch, Leg, SettlementRequest
 from portal.staff.access import require_perm
 from portal.staff.roles import APPROVE_SETTLEMENT, REQUEST_SETTLEMENT, VIEW_PORTAL
-from portal.web import render_htmx
+from portal.web import StaffRequest, redirect_to, render_htmx, wants_fragment
 
 DETAIL = "settlement/batch_detail.html"
-PAGE_SIZE = 50
-# htmx stops polling when a poll answers with this status.
-STOP_POLLING = 286
 
 
 def require_any_perm(*perms: str) -> Callable:
@@ -57,17 +51,18 @@ def require_any_perm(*perms: str) -> Callable:
 
 @require_GET
 @require_perm(VIEW_PORTAL)
-def batch_list(request: HttpRequest) -> HttpResponse:
+def batch_list(request: StaffRequest) -> HttpResponse:
     """Mirrored batches, newest first, filtered by status and creation date."""
     form = BatchFilterForm(request.GET or None)
-    batches = selectors.batch_list(**(form.filters() if form.is_bound else {}))
-    page = Paginator(batches, PAGE_SIZE).get_page(request.GET.get("page"))
-    query = request.GET.copy()
-    query.pop("page", None)
+    page = selectors.batch_list(
+        **(form.filters() if form.is_bound else {}),
+        older=request.GET.get("older"),
+        newer=request.GET.get("newer"),
+    )
     context = {
         "filter_form": form,
         "page": page,
-        "query": query.urlencode(),
+        "links": page.links(request.GET),
         "create_form": BatchCreateForm(),
     }
     return render_htmx(request, "settlement/batch_list.html", "batch-table", context)
@@ -96,10 +91,7 @@ def batch_create(request: HttpRequest) -> HttpResponse:
     messages.success(
         request, f"Batch {batch.prime_batch_id} created with {batch.trade_count} trades."
     )
-    url = reverse("settlement:batch-detail", args=[batch.prime_batch_id])
-    if request.htmx:
-        return HttpResponseClientRedirect(url)
-    return redirect(url)
+    return redirect_to(request, "settlement:batch-detail", prime_batch_id=batch.prime_batch_id)
 
 
 def _page_or_404(prime_batch_id: str) -> selectors.BatchPage:
@@ -134,10 +126,10 @@ def batch_detail(request: HttpRequest, prime_batch_id: str) -> HttpResponse:
 def batch_live(request: HttpRequest, prime_batch_id: str) -> HttpResponse:
     """The polled fragment: batch state and leg rows, from the portal's database only."""
     live = _live_or_404(prime_batch_id)
-    if not request.htmx:
+    if not wants_fragment(request):
         return redirect("settlement:batch-detail", prime_batch_id=prime_batch_id)
-    status = STOP_POLLING if live.batch.is_final else 200
-    return render_htmx(request, DETAIL, "live", {"live": live}, status=status)
+    # A final batch changes no more: htmx stops polling on this answer.
+    return render_htmx(request, DETAIL, "live", {"live": live}, stop_polling=live.batch.is_final)
 
 
 def _after_action(
@@ -149,7 +141,7 @@ def _after_action(
     status: int = 200,
 ) -> HttpResponse:
     """Re-render the live fragment the action came from (or go back to the page)."""
-    if not request.htmx:
+    if not wants_fragment(request):
         return redirect("settlement:batch-detail", prime_batch_id=prime_batch_id)
     live = _live_or_404(prime_batch_id)
     context = {"live": live, "action_error": error, "error_asset": error_asset}

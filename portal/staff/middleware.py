@@ -7,7 +7,7 @@ from typing import TypeVar
 from urllib.parse import urlencode, urlsplit
 
 from django.contrib.auth.middleware import LoginRequiredMiddleware
-from django.http import HttpRequest, HttpResponse, HttpResponseBase
+from django.http import HttpRequest, HttpResponse, HttpResponseBase, HttpResponseRedirect
 from django.shortcuts import redirect, resolve_url
 from django.urls import reverse
 from django.utils.deprecation import MiddlewareMixin
@@ -15,6 +15,7 @@ from django_htmx.http import HttpResponseClientRedirect
 
 from portal.staff import selectors
 from portal.staff.models import Staff
+from portal.web import is_htmx
 
 View = TypeVar("View", bound=Callable[..., HttpResponseBase])
 
@@ -37,17 +38,20 @@ def _htmx_page_path(request: HttpRequest) -> str:
 class PortalLoginRequiredMiddleware(LoginRequiredMiddleware):
     """Django's LoginRequiredMiddleware; an htmx request is sent to sign in with a full page."""
 
-    def handle_no_permission(self, request: HttpRequest, view_func: Callable) -> HttpResponse:
-        if not getattr(request, "htmx", False):
+    def handle_no_permission(
+        self, request: HttpRequest, view_func: Callable[..., HttpResponseBase]
+    ) -> HttpResponseRedirect:
+        if not is_htmx(request):
             return super().handle_no_permission(request, view_func)
         login = resolve_url(self.get_login_url(view_func))
         target = f"{login}?{urlencode({'next': _htmx_page_path(request)})}"
         # 401, not a 302 that XHR would follow and swap the sign-in page into a widget.
-        response = HttpResponse(
-            "Your session has ended. Sign in again.", status=401, content_type="text/plain"
+        return HttpResponseClientRedirect(
+            target,
+            content="Your session has ended. Sign in again.",
+            status=401,
+            content_type="text/plain",
         )
-        response.headers["HX-Redirect"] = target
-        return response
 
 
 class TwoFactorMiddleware(MiddlewareMixin):
@@ -86,7 +90,7 @@ class TwoFactorMiddleware(MiddlewareMixin):
 
     @staticmethod
     def _send_to(request: HttpRequest, url: str) -> HttpResponse:
-        if getattr(request, "htmx", False):
+        if is_htmx(request):
             return HttpResponseClientRedirect(
                 f"{url}?{urlencode({'next': _htmx_page_path(request)})}"
             )

@@ -16,7 +16,6 @@ from django.utils import timezone
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.debug import sensitive_post_parameters
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
-from django_htmx.http import HttpResponseClientRedirect
 
 from portal.staff import selectors, services
 from portal.staff.access import require_perm
@@ -32,7 +31,7 @@ from portal.staff.middleware import two_factor_exempt
 from portal.staff.models import Staff
 from portal.staff.roles import MANAGE_STAFF, Role
 from portal.staff.two_factor import qr_svg, secret_base32
-from portal.web import render_htmx
+from portal.web import no_store, redirect_to, render_htmx, wants_fragment
 
 PAGE = "staff/list.html"
 PASSWORD_PAGE = "staff/password.html"
@@ -131,7 +130,7 @@ def two_factor_setup(request: HttpRequest) -> HttpResponse:
     context.update(form=form, qr_svg=qr_svg(device), secret=secret_base32(device))
     status = 422 if request.method == "POST" else 200
     response = render(request, "staff/two_factor_setup.html", context, status=status)
-    response.headers["Cache-Control"] = "no-store"
+    no_store(response)
     return response
 
 
@@ -156,7 +155,7 @@ def _row_response(
     status: int = 200,
     confirm_reset: bool = False,
 ) -> HttpResponse:
-    if not getattr(request, "htmx", False):
+    if not wants_fragment(request):
         if error:
             messages.error(request, error)
         if confirm_reset:
@@ -201,9 +200,9 @@ def staff_create(request: HttpRequest) -> HttpResponse:
         context = _page_context(create_form=form)
         return render_htmx(request, PAGE, "create-panel", context, status=422)
     messages.success(request, f"Created {created.staff.username}.")
-    context = _page_context(created=created, rows_oob=getattr(request, "htmx", False))
+    context = _page_context(created=created, rows_oob=wants_fragment(request))
     response = render_htmx(request, PAGE, "create-panel", context)
-    response.headers["Cache-Control"] = "no-store"
+    no_store(response)
     return response
 
 
@@ -248,7 +247,7 @@ def two_factor_requirement(request: HttpRequest) -> HttpResponse:
     try:
         security = services.two_factor_requirement_set(actor=request.user, required=required)
     except services.StaffRefused as exc:
-        if not getattr(request, "htmx", False):
+        if not wants_fragment(request):
             messages.error(request, str(exc))
             return redirect("staff:list")
         context = {"security": selectors.security_settings_get(), "panel_error": str(exc)}
@@ -259,7 +258,7 @@ def two_factor_requirement(request: HttpRequest) -> HttpResponse:
         )
     else:
         messages.success(request, "Two-factor sign-in is now optional.")
-    if not getattr(request, "htmx", False):
+    if not wants_fragment(request):
         return redirect("staff:list")
     return render_htmx(request, PAGE, "security-panel", {"security": security})
 
@@ -313,5 +312,4 @@ def password_change(request: HttpRequest) -> HttpResponse:
         return render_htmx(request, PASSWORD_PAGE, "password-form", {"form": form}, status=422)
     update_session_auth_hash(request, request.user)
     messages.success(request, "Your password is changed. Other sessions of yours are signed out.")
-    url = reverse("staff:password")
-    return HttpResponseClientRedirect(url) if getattr(request, "htmx", False) else redirect(url)
+    return redirect_to(request, "staff:password")

@@ -7,8 +7,14 @@ and notes are portal-only labels.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from datetime import datetime
+
 from django.conf import settings
 from django.db import models
+
+# Descriptions kept on a row changed outside the portal: enough to explain the badge.
+CHANGED_OUTSIDE_KEPT = 10
 
 
 class PrimeRole(models.TextChoices):
@@ -71,3 +77,14 @@ class PrimeUser(models.Model):
     def labels(self) -> dict[str, str]:
         """The portal-only fields, for audit before/after."""
         return {"owner": self.owner_label, "desk": self.desk_label, "notes": self.notes}
+
+    def flag_changed_outside(self, now: datetime, what: Sequence[str]) -> None:
+        """Show the "changed outside the portal" badge, newest descriptions first (not saved)."""
+        self.changed_outside_at = now
+        self.changed_outside = [*what, *(self.changed_outside or [])][:CHANGED_OUTSIDE_KEPT]
+
+    def mark_missing(self, now: datetime) -> None:
+        """Kraken no longer lists the user (not saved)."""
+        self.missing_upstream_at = now
+        self.last_synced_at = now
+        self.flag_changed_outside(now, ["no longer listed by Kraken"])

@@ -1,41 +1,49 @@
 """Writes for Prime API users: call Kraken first, then mirror + audit in one transaction.
 
-Also `prime_sync`, which reconciles the mirror (users and keys) with Kraken.
+This app owns the users' rows only: it never imports the keys app and never writes a
+key row. What spans a user and its keys (a role change, whose permissions every key
+carries, and the full sync of users and keys) lives in `portal.keys.services`, which
+calls the users' side of it here: `prime_users_read`, `prime_users_reconcile`,
+`prime_user_store` and `prime_user_flag_changed_outside`.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from datetime import datetime
 
 from django.db import transaction
 from django.utils import timezone
 
-from portal.actors import SystemActor
+from portal.actors import Actor, actor_staff
 from portal.audit.models import AuditAction, Outcome, TargetType
 from portal.audit.services import audit_record
 from portal.connection.door import PrimeActionFailed, audit_json, call_prime
-from portal.keys.models import ApiKey
-from portal.users.models import PrimeRole, PrimeUser, PrimeUserStatus
+from portal.users.models import PrimeUser, PrimeUserStatus
 from primeapi import models as prime_models
-from primeapi.errors import InvalidArgumentsError
 
 __all__ = [
+    "DIFFERENCES_CHANGED",
     "DifferencesChanged",
     "PrimeActionFailed",
-    "SyncReport",
-    "prime_sync",
-    "prime_user_change_role",
+    "UsersReconciled",
     "prime_user_create",
+    "prime_user_flag_changed_outside",
     "prime_user_rename",
     "prime_user_review_differences",
     "prime_user_set_status",
+    "prime_user_store",
     "prime_user_update_labels",
+    "prime_users_read",
+    "prime_users_reconcile",
+    "record_sync_difference",
 ]
 
-SYNC_ACTOR = SystemActor.SYNC
-ProgressCallback = Callable[[int, int, str], None]
+DIFFERENCES_CHANGED = "Kraken showed further differences since you looked; review them again."
+
+_USER_FIELDS = ["name", "role", "status", "last_synced_at", "missing_upstream_at"]
+_MISSING_FIELDS = ["missing_upstream_at", "last_synced_at", "changed_outside_at", "changed_outside"]
 
 
 def _apply_user(user: PrimeUser, upstream: prime_models.ApiUser) -> None:
@@ -46,12 +54,16 @@ def _apply_user(user: PrimeUser, upstream: prime_models.ApiUser) -> None:
     user.missing_upstream_at = None
 
 
-_USER_FIELDS = ["name", "role", "status", "last_synced_at", "missing_upstream_at"]
+def prime_user_store(*, user: PrimeUser, upstream: prime_models.ApiUser) -> PrimeUser:
+    """Save what Kraken answered about the user; the caller audits it in its transaction."""
+    _apply_user(user, upstream)
+    user.save(update_fields=_USER_FIELDS)
+    return user
 
 
 def prime_user_create(
     *,
-    actor: Any,
+    actor: Actor,
     name: str,
     role: str,
     owner_label: str = "",
@@ -85,7 +97,7 @@ def prime_user_create(
             create_defaults={
                 **values,
                 "created_at": now,
-                "created_by": actor if getattr(actor, "pk", None) else None,
+                "created_by": actor_staff(actor),
             },
         )
         audit_record(
@@ -101,7 +113,7 @@ def prime_user_create(
 
 
 def _update_user(
-    user: PrimeUser, *, actor: Any, action: AuditAction, change: dict[str, str]
+    user: PrimeUser, *, actor: Actor, action: AuditAction, change: dict[str, str]
 ) -> PrimeUser:
     """Send UpdatePrimeApiUser with `change` (name or status), then mirror and audit it."""
     before = user.snapshot()
@@ -116,8 +128,7 @@ def _update_user(
         attempted={**before, **change},
     )
     with transaction.atomic():
-        _apply_user(user, upstream)
-        user.save(update_fields=_USER_FIELDS)
+        prime_user_store(user=user, upstream=upstream)
         audit_record(
             actor=actor,
             action=action,
@@ -131,14 +142,14 @@ def _update_user(
     return user
 
 
-def prime_user_rename(*, user: PrimeUser, actor: Any, name: str) -> PrimeUser:
+def prime_user_rename(*, user: PrimeUser, actor: Actor, name: str) -> PrimeUser:
     """Give the user a new name at Kraken."""
     return _update_user(
         user, actor=actor, action=AuditAction.PRIME_USER_RENAMED, change={"name": name}
     )
 
 
-def prime_user_set_status(*, user: PrimeUser, actor: Any, status: str) -> PrimeUser:
+def prime_user_set_status(*, user: PrimeUser, actor: Actor, status: str) -> PrimeUser:
     """Enable or disable the user (a disabled user's keys stop working at once)."""
     if status not in PrimeUserStatus.values:
         raise ValueError(f"status must be one of {', '.join(PrimeUserStatus.values)}")
@@ -150,48 +161,8 @@ def prime_user_set_status(*, user: PrimeUser, actor: Any, status: str) -> PrimeU
     return _update_user(user, actor=actor, action=action, change={"status": status})
 
 
-def prime_user_change_role(*, user: PrimeUser, actor: Any, role: str) -> PrimeUser:
-    """Send UpdatePrimeApiUserRoles; the user's keys' permissions follow the new role."""
-    if role not in PrimeRole.values:
-        raise ValueError(f"role must be one of {', '.join(PrimeRole.values)}")
-    keys = list(user.keys.filter(revoked_at__isnull=True, missing_upstream_at__isnull=True))
-    before = {
-        **user.snapshot(),
-        "key_permissions": {k.prime_key_id: list(k.permissions) for k in keys},
-    }
-    upstream = call_prime(
-        lambda client: client.update_api_user_roles(user.prime_id, role),
-        actor=actor,
-        action=AuditAction.PRIME_USER_ROLE_CHANGED,
-        target_type=TargetType.PRIME_USER,
-        target_id=user.prime_id,
-        endpoint="UpdatePrimeApiUserRoles",
-        before=before,
-        attempted={**user.snapshot(), "role": role},
-    )
-    permissions = list(prime_models.ROLE_PERMISSIONS.get(upstream.role or "", ()))
-    with transaction.atomic():
-        _apply_user(user, upstream)
-        user.save(update_fields=_USER_FIELDS)
-        ApiKey.objects.filter(pk__in=[k.pk for k in keys]).update(permissions=permissions)
-        audit_record(
-            actor=actor,
-            action=AuditAction.PRIME_USER_ROLE_CHANGED,
-            target_type=TargetType.PRIME_USER,
-            target_id=user.prime_id,
-            before=before,
-            after={
-                **user.snapshot(),
-                "key_permissions": {k.prime_key_id: permissions for k in keys},
-            },
-            prime_endpoint="UpdatePrimeApiUserRoles",
-            prime_response=audit_json(upstream),
-        )
-    return user
-
-
 def prime_user_update_labels(
-    *, user: PrimeUser, actor: Any, owner_label: str, desk_label: str, notes: str
+    *, user: PrimeUser, actor: Actor, owner_label: str, desk_label: str, notes: str
 ) -> PrimeUser:
     """Change the portal-only owner, desk and notes (Kraken is not involved)."""
     before = user.labels()
@@ -214,8 +185,12 @@ def prime_user_update_labels(
 class DifferencesChanged(Exception):
     """A sync found something new since the person looked; they must look again."""
 
+    def __init__(self, message: str = DIFFERENCES_CHANGED) -> None:
+        super().__init__(message)
+        self.message = message
 
-def prime_user_review_differences(*, user: PrimeUser, actor: Any, seen: str) -> PrimeUser:
+
+def prime_user_review_differences(*, user: PrimeUser, actor: Actor, seen: str) -> PrimeUser:
     """Clear the "changed outside the portal" badge after someone reviewed the differences.
 
     `seen` is the badge's time as the person's page showed it (ISO 8601); when a sync has
@@ -227,9 +202,7 @@ def prime_user_review_differences(*, user: PrimeUser, actor: Any, seen: str) -> 
         if user.changed_outside_at is None:
             return user
         if user.changed_outside_at.isoformat() != seen:
-            raise DifferencesChanged(
-                "Kraken showed further differences since you looked; review them again."
-            )
+            raise DifferencesChanged(DIFFERENCES_CHANGED)
         before = {
             "changed_outside_at": user.changed_outside_at.isoformat(),
             "changed_outside": list(user.changed_outside or []),
@@ -249,88 +222,34 @@ def prime_user_review_differences(*, user: PrimeUser, actor: Any, seen: str) -> 
     return user
 
 
-# --- sync ----------------------------------------------------------------------------------
+# --- sync: the users' half (portal.keys.services.prime_sync runs both halves) --------------
 
 
-@dataclass
-class SyncReport:
-    """What one sync saw and changed in the mirror."""
-
-    users_seen: int = 0
-    keys_seen: int = 0
-    differences: list[str] = field(default_factory=list)
-
-    @property
-    def changed(self) -> bool:
-        return bool(self.differences)
-
-
-@dataclass
-class _Upstream:
-    users: dict[str, prime_models.ApiUser]
-    keys: dict[str, tuple[prime_models.ApiKey, ...]]
-    # User ids Kraken said are unknown (single-user resync).
-    gone: set[str]
-
-
-def _read_upstream(
-    client: Any, only: PrimeUser | None, progress: ProgressCallback | None
-) -> _Upstream:
-    if only is not None:
-        try:
-            upstream_user = client.get_api_user(only.prime_id)
-        except InvalidArgumentsError as exc:
-            if (exc.detail or "").lower().startswith("unknown user"):
-                return _Upstream({}, {}, {only.prime_id})
-            raise
-        keys = client.list_api_user_keys(only.prime_id)
-        if progress:
-            progress(1, 1, upstream_user.name)
-        return _Upstream({upstream_user.id: upstream_user}, {upstream_user.id: keys}, set())
-    users = {u.id: u for u in client.list_api_users()}
-    keys: dict[str, tuple[prime_models.ApiKey, ...]] = {}
-    total = len(users)
-    if progress:
-        progress(0, total, "")
-    for done, upstream_user in enumerate(users.values(), start=1):
-        keys[upstream_user.id] = client.list_api_user_keys(upstream_user.id)
-        if progress:
-            progress(done, total, upstream_user.name)
-    return _Upstream(users, keys, set())
-
-
-def prime_sync(
-    *, actor: Any, user: PrimeUser | None = None, progress: ProgressCallback | None = None
-) -> SyncReport:
-    """Reconcile the mirror with ListPrimeApiUsers/ListPrimeApiUserKeys (or one user).
-
-    Adds what was created outside the portal, marks what disappeared, updates
-    what changed, and records each difference as a SYNC_DIFFERENCE event.
-    """
-    target_id = user.prime_id if user is not None else ""
-    endpoint = "GetPrimeApiUser" if user is not None else "ListPrimeApiUsers"
-    upstream = call_prime(
-        lambda client: _read_upstream(client, user, progress),
+def prime_users_read(
+    *, actor: Actor, only: PrimeUser | None = None
+) -> dict[str, prime_models.ApiUser]:
+    """Every user Kraken lists (or only `only`, if listed), by Prime id; failures are audited."""
+    listed = call_prime(
+        lambda client: client.list_api_users(),
         actor=actor,
         action=AuditAction.SYNC_DIFFERENCE,
         target_type=TargetType.PRIME_USER,
-        target_id=target_id,
-        endpoint=endpoint,
+        target_id=only.prime_id if only is not None else "",
+        endpoint="ListPrimeApiUsers",
     )
-    with transaction.atomic():
-        return _reconcile(upstream, actor=actor, only=user)
+    return {u.id: u for u in listed if only is None or u.id == only.prime_id}
 
 
-def _record(
-    report: SyncReport,
-    actor: Any,
+def record_sync_difference(
+    *,
+    actor: Actor,
     target_type: TargetType,
     target_id: str,
     message: str,
-    before: Any,
-    after: Any,
-) -> None:
-    report.differences.append(message)
+    before: object,
+    after: object,
+) -> str:
+    """Audit one difference a sync found (and mended) in the mirror; returns its message."""
     audit_record(
         actor=actor,
         action=AuditAction.SYNC_DIFFERENCE,
@@ -341,46 +260,34 @@ def _record(
         after=after,
         message=message,
     )
+    return message
 
 
-def _flag(obj: PrimeUser | ApiKey, now: Any, what: Sequence[str]) -> None:
-    obj.changed_outside_at = now
-    # Keep the latest few descriptions: enough to explain the badge.
-    obj.changed_outside = ([*list(what), *list(obj.changed_outside or [])])[:10]
+@dataclass
+class UsersReconciled:
+    """The users' half of a sync: the mirror rows Kraken lists, those it stopped listing."""
+
+    listed: dict[str, PrimeUser] = field(default_factory=dict)
+    newly_missing: list[PrimeUser] = field(default_factory=list)
+    differences: list[str] = field(default_factory=list)
 
 
-def _mark_missing(obj: PrimeUser | ApiKey, now: Any) -> dict[str, Any]:
-    """Mark a mirrored user or key as no longer listed by Kraken; returns its snapshot before."""
-    before = obj.snapshot()
-    obj.missing_upstream_at = now
-    obj.last_synced_at = now
-    _flag(obj, now, ["no longer listed by Kraken"])
-    obj.save(
-        update_fields=[
-            "missing_upstream_at",
-            "last_synced_at",
-            "changed_outside_at",
-            "changed_outside",
-        ]
-    )
-    return before
-
-
-def _reconcile(upstream: _Upstream, *, actor: Any, only: PrimeUser | None) -> SyncReport:
-    now = timezone.now()
-    report = SyncReport(users_seen=len(upstream.users))
-    users_q = PrimeUser.objects.all()
-    keys_q = ApiKey.objects.select_related("user")
-    if only is not None:
-        users_q = users_q.filter(pk=only.pk)
-        keys_q = keys_q.filter(user=only)
-    mirror_users = {u.prime_id: u for u in users_q}
-    mirror_keys = {k.prime_key_id: k for k in keys_q}
-
-    for prime_id, up in upstream.users.items():
-        mirror = mirror_users.get(prime_id)
-        if mirror is None:
-            mirror = PrimeUser.objects.create(
+def prime_users_reconcile(
+    *,
+    actor: Actor,
+    upstream: Mapping[str, prime_models.ApiUser],
+    only: PrimeUser | None = None,
+    now: datetime,
+) -> UsersReconciled:
+    """Bring the users' mirror in line with `upstream` (from `prime_users_read`), auditing each
+    difference. Run it inside the caller's transaction."""
+    users = PrimeUser.objects.all() if only is None else PrimeUser.objects.filter(pk=only.pk)
+    mirror = {u.prime_id: u for u in users}
+    result = UsersReconciled()
+    for prime_id, up in upstream.items():
+        row = mirror.get(prime_id)
+        if row is None:
+            row = PrimeUser.objects.create(
                 prime_id=prime_id,
                 name=up.name,
                 role=up.role or "",
@@ -390,44 +297,44 @@ def _reconcile(upstream: _Upstream, *, actor: Any, only: PrimeUser | None) -> Sy
                 changed_outside_at=now,
                 changed_outside=["created outside the portal"],
             )
-            mirror_users[prime_id] = mirror
-            _record(
-                report,
-                actor,
-                TargetType.PRIME_USER,
-                prime_id,
-                f"User {up.name} ({prime_id}) is at Kraken but was not in the portal "
-                "(created outside the portal, or by a request whose answer was lost).",
-                None,
-                mirror.snapshot(),
+            result.differences.append(
+                record_sync_difference(
+                    actor=actor,
+                    target_type=TargetType.PRIME_USER,
+                    target_id=prime_id,
+                    message=f"User {up.name} ({prime_id}) is at Kraken but was not in the portal "
+                    "(created outside the portal, or by a request whose answer was lost).",
+                    before=None,
+                    after=row.snapshot(),
+                )
             )
         else:
-            _reconcile_user(report, actor, mirror, up, now)
-        _reconcile_keys(report, actor, mirror, upstream.keys.get(prime_id, ()), mirror_keys, now)
-
-    # Mirrored users Kraken no longer lists (all of them on a full sync).
-    missing_ids = upstream.gone if only is not None else set(mirror_users) - set(upstream.users)
-    for prime_id in missing_ids:
-        mirror = mirror_users.get(prime_id)
-        if mirror is None or mirror.missing_upstream_at is not None:
+            result.differences.extend(_reconcile_user(actor, row, up, now))
+        result.listed[prime_id] = row
+    for prime_id in set(mirror) - set(upstream):
+        row = mirror[prime_id]
+        if row.missing_upstream_at is not None:
             continue
-        before = _mark_missing(mirror, now)
-        _record(
-            report,
-            actor,
-            TargetType.PRIME_USER,
-            prime_id,
-            f"User {mirror.name} ({prime_id}) is no longer listed by Kraken.",
-            before,
-            None,
+        before = row.snapshot()
+        row.mark_missing(now)
+        row.save(update_fields=_MISSING_FIELDS)
+        result.newly_missing.append(row)
+        result.differences.append(
+            record_sync_difference(
+                actor=actor,
+                target_type=TargetType.PRIME_USER,
+                target_id=prime_id,
+                message=f"User {row.name} ({prime_id}) is no longer listed by Kraken.",
+                before=before,
+                after=None,
+            )
         )
-        _reconcile_keys(report, actor, mirror, (), mirror_keys, now)
-    return report
+    return result
 
 
 def _reconcile_user(
-    report: SyncReport, actor: Any, mirror: PrimeUser, up: prime_models.ApiUser, now: Any
-) -> None:
+    actor: Actor, mirror: PrimeUser, up: prime_models.ApiUser, now: datetime
+) -> list[str]:
     before = mirror.snapshot()
     changes = []
     for field_name, new in (("name", up.name), ("role", up.role or ""), ("status", up.status)):
@@ -441,123 +348,27 @@ def _reconcile_user(
     mirror.last_synced_at = now
     fields = [*_USER_FIELDS]
     if changes:
-        _flag(mirror, now, changes)
+        mirror.flag_changed_outside(now, changes)
         fields += ["changed_outside_at", "changed_outside"]
     mirror.save(update_fields=fields)
-    if changes:
-        _record(
-            report,
-            actor,
-            TargetType.PRIME_USER,
-            mirror.prime_id,
-            f"User {mirror.name} ({mirror.prime_id}) changed outside the portal: "
-            + "; ".join(changes),
-            before,
-            mirror.snapshot(),
+    if not changes:
+        return []
+    message = f"User {mirror.name} ({mirror.prime_id}) changed outside the portal: " + "; ".join(
+        changes
+    )
+    return [
+        record_sync_difference(
+            actor=actor,
+            target_type=TargetType.PRIME_USER,
+            target_id=mirror.prime_id,
+            message=message,
+            before=before,
+            after=mirror.snapshot(),
         )
+    ]
 
 
-def _reconcile_keys(
-    report: SyncReport,
-    actor: Any,
-    owner: PrimeUser,
-    upstream_keys: Sequence[prime_models.ApiKey],
-    mirror_keys: dict[str, ApiKey],
-    now: Any,
-) -> None:
-    owner_changes: list[str] = []
-    listed = set()
-    for up in upstream_keys:
-        report.keys_seen += 1
-        listed.add(up.id)
-        mirror = mirror_keys.get(up.id)
-        if mirror is None:
-            mirror = ApiKey.objects.create(
-                prime_key_id=up.id,
-                user=owner,
-                public_key=up.api_key,
-                permissions=list(up.permissions),
-                whitelisted_ips=list(up.whitelisted_ips),
-                created_at=now,
-                updated_at=up.updated_at,
-                last_synced_at=now,
-                changed_outside_at=now,
-                changed_outside=["issued outside the portal"],
-            )
-            mirror_keys[up.id] = mirror
-            owner_changes.append(f"key {up.id} issued outside the portal")
-            _record(
-                report,
-                actor,
-                TargetType.KEY,
-                up.id,
-                f"Key {up.id} of {owner.name} is at Kraken but was not in the portal "
-                "(issued outside the portal, or by a request whose answer was lost).",
-                None,
-                mirror.snapshot(),
-            )
-            continue
-        before = mirror.snapshot()
-        changes = []
-        if mirror.user_id != owner.pk:
-            changes.append(f"owner → {owner.prime_id}")
-            mirror.user = owner
-        if mirror.public_key != up.api_key:
-            changes.append("public key changed")
-            mirror.public_key = up.api_key
-        if sorted(mirror.permissions) != sorted(up.permissions):
-            changes.append(
-                f"permissions {', '.join(mirror.permissions) or '—'} → "
-                f"{', '.join(up.permissions) or '—'}"
-            )
-            mirror.permissions = list(up.permissions)
-        if sorted(mirror.whitelisted_ips) != sorted(up.whitelisted_ips):
-            changes.append(
-                f"allow-list {', '.join(mirror.whitelisted_ips) or 'anywhere'} → "
-                f"{', '.join(up.whitelisted_ips) or 'anywhere'}"
-            )
-            mirror.whitelisted_ips = list(up.whitelisted_ips)
-            mirror.no_allowlist_warning = False
-        if mirror.missing_upstream_at is not None:
-            changes.append("listed by Kraken again")
-            mirror.missing_upstream_at = None
-        if mirror.revoked_at is not None:
-            # Revoked here, yet Kraken still lists it: show it as usable, loudly.
-            changes.append("revoked in the portal, but Kraken still lists it")
-            mirror.revoked_at = None
-        mirror.updated_at = up.updated_at or mirror.updated_at
-        mirror.last_synced_at = now
-        if changes:
-            _flag(mirror, now, changes)
-            owner_changes.append(f"key {up.id}: " + "; ".join(changes))
-        mirror.save()
-        if changes:
-            _record(
-                report,
-                actor,
-                TargetType.KEY,
-                up.id,
-                f"Key {up.id} of {owner.name} changed outside the portal: " + "; ".join(changes),
-                before,
-                mirror.snapshot(),
-            )
-    for key in list(mirror_keys.values()):
-        if key.user_id != owner.pk or key.prime_key_id in listed:
-            continue
-        if key.revoked_at is not None or key.missing_upstream_at is not None:
-            continue
-        before = _mark_missing(key, now)
-        owner_changes.append(f"key {key.prime_key_id} no longer listed by Kraken")
-        _record(
-            report,
-            actor,
-            TargetType.KEY,
-            key.prime_key_id,
-            f"Key {key.prime_key_id} of {owner.name} is no longer listed by Kraken "
-            "(deleted outside the portal).",
-            before,
-            None,
-        )
-    if owner_changes:
-        _flag(owner, now, owner_changes)
-        owner.save(update_fields=["changed_outside_at", "changed_outside"])
+def prime_user_flag_changed_outside(*, user: PrimeUser, what: Sequence[str], now: datetime) -> None:
+    """Add to the user's "changed outside the portal" badge (e.g. its keys changed at Kraken)."""
+    user.flag_changed_outside(now, what)
+    user.save(update_fields=["changed_outside_at", "changed_outside"])

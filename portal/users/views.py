@@ -1,16 +1,18 @@
-"""Prime API users: list (search as you type), create, and one user's panel of actions."""
+"""Prime API users: list (search as you type), create, and one user's panel of actions.
+
+The role change and the resync buttons of the panel are served by the keys app
+(`portal.keys.views`): they touch the user's keys too, and this app never imports keys.
+They answer with this panel through `user_panel` / `user_panel_done`.
+"""
 
 from __future__ import annotations
 
 from typing import Any
-from urllib.parse import urlencode
 
 from django.contrib import messages
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect
-from django.urls import reverse
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
-from django_htmx.http import HttpResponseClientRedirect
 
 from portal.staff.access import require_perm
 from portal.staff.roles import MANAGE_PRIME_USERS, VIEW_PORTAL
@@ -25,9 +27,18 @@ from portal.users.forms import (
     UserFilterForm,
 )
 from portal.users.models import PrimeUser, PrimeUserStatus
-from portal.web import render_htmx, wants_fragment
+from portal.web import StaffRequest, redirect_to, render_htmx, wants_fragment
 
 PANEL = ("users/detail.html", "user-panel")
+# What the person is told (the tests reuse these).
+STATUS_CHOICE_MISSING = "Choose Enabled or Disabled."
+REVIEW_FORM_BROKEN = "Reload the page and review the differences it shows."
+USER_CREATED = "Prime user {name} created ({role})."
+USER_RENAMED = "Renamed {old} to {new}."
+USER_STATUS_NOW = "{name} is now {state}."
+USER_LABELS_SAVED = "Labels of {name} saved."
+DIFFERENCES_REVIEWED = "Differences of {name} marked reviewed."
+DIFFERENCES_ALREADY_REVIEWED = "Someone already reviewed the differences of {name}."
 
 
 def _get_user(prime_id: str) -> PrimeUser:
@@ -37,27 +48,9 @@ def _get_user(prime_id: str) -> PrimeUser:
     return user
 
 
-def _page_url(filters: dict[str, str], **cursor: str) -> str:
-    params = {k: v for k, v in filters.items() if v and k in ("q", "role", "status")}
-    params.update({k: v for k, v in cursor.items() if v})
-    return reverse("users:list") + (f"?{urlencode(params)}" if params else "")
-
-
-def _sync_summary(report: services.SyncReport) -> str:
-    if not report.differences:
-        return (
-            f"Synced with Kraken: {report.users_seen} user(s), {report.keys_seen} key(s), "
-            "no differences."
-        )
-    return (
-        f"Synced with Kraken: {len(report.differences)} difference(s) recorded in the audit "
-        f"trail ({report.users_seen} user(s), {report.keys_seen} key(s) checked)."
-    )
-
-
 @require_GET
 @require_perm(VIEW_PORTAL)
-def user_list(request: HttpRequest) -> HttpResponse:
+def user_list(request: StaffRequest) -> HttpResponse:
     """The mirror of Prime API users, searchable and filtered as you type."""
     form = UserFilterForm(request.GET)
     filters = form.values()
@@ -71,9 +64,7 @@ def user_list(request: HttpRequest) -> HttpResponse:
     context = {
         "filter_form": form,
         "page": page,
-        "next_url": _page_url(filters, after=page.next_cursor or "") if page.next_cursor else "",
-        "prev_url": _page_url(filters, before=page.prev_cursor or "") if page.prev_cursor else "",
-        "first_url": _page_url(filters) if page.prev_cursor else "",
+        "links": page.links(request.GET),
         "filtered": any(filters.get(k) for k in ("q", "role", "status")),
     }
     return render_htmx(request, "users/list.html", "user-results", context)
@@ -81,7 +72,7 @@ def user_list(request: HttpRequest) -> HttpResponse:
 
 @require_http_methods(["GET", "POST"])
 @require_perm(MANAGE_PRIME_USERS)
-def user_create(request: HttpRequest) -> HttpResponse:
+def user_create(request: StaffRequest) -> HttpResponse:
     """Create a Prime API user (Viewer or Trader) with its portal labels."""
     form = PrimeUserCreateForm(request.POST or None)
     context: dict[str, Any] = {"form": form}
@@ -101,9 +92,8 @@ def user_create(request: HttpRequest) -> HttpResponse:
         except services.PrimeActionFailed as failure:
             context.update(error=failure.message, unknown=failure.outcome_unknown)
             return render_htmx(request, "users/create.html", "create-form", context)
-        messages.success(request, f"Prime user {user.name} created ({user.role}).")
-        url = reverse("users:detail", args=[user.prime_id])
-        return HttpResponseClientRedirect(url) if wants_fragment(request) else redirect(url)
+        messages.success(request, USER_CREATED.format(name=user.name, role=user.role))
+        return redirect_to(request, "users:detail", prime_id=user.prime_id)
     return render_htmx(request, "users/create.html", "create-form", context)
 
 
@@ -126,24 +116,26 @@ def _panel_context(user: PrimeUser, **extra: Any) -> dict[str, Any]:
     return context
 
 
-def _panel(
+def user_panel(
     request: HttpRequest, user: PrimeUser, *, status: int = 200, **extra: Any
 ) -> HttpResponse:
+    """The user's panel (htmx) or page, with `extra` context (a bound form, an error...)."""
     return render_htmx(request, *PANEL, _panel_context(user, **extra), status=status)
 
 
-def _done(request: HttpRequest, user: PrimeUser, message: str) -> HttpResponse:
+def user_panel_done(request: HttpRequest, user: PrimeUser, message: str) -> HttpResponse:
     """After a change: the panel in place (htmx) or back to the page (POST/redirect/GET)."""
     messages.success(request, message)
     if wants_fragment(request):
-        return _panel(request, _get_user(user.prime_id))
+        return user_panel(request, _get_user(user.prime_id))
     return redirect("users:detail", prime_id=user.prime_id)
 
 
-def _failed(
+def user_panel_failed(
     request: HttpRequest, user: PrimeUser, failure: services.PrimeActionFailed, **extra: Any
 ) -> HttpResponse:
-    return _panel(
+    """The fresh panel saying why Kraken did not do it (and offering a resync if unknown)."""
+    return user_panel(
         request,
         _get_user(user.prime_id),
         error=failure.message,
@@ -154,113 +146,64 @@ def _failed(
 
 @require_GET
 @require_perm(VIEW_PORTAL)
-def user_detail(request: HttpRequest, prime_id: str) -> HttpResponse:
+def user_detail(request: StaffRequest, prime_id: str) -> HttpResponse:
     """One user: what Kraken holds, the portal's labels, and the actions."""
-    return _panel(request, _get_user(prime_id))
+    return user_panel(request, _get_user(prime_id))
 
 
 @require_POST
 @require_perm(MANAGE_PRIME_USERS)
-def user_rename(request: HttpRequest, prime_id: str) -> HttpResponse:
+def user_rename(request: StaffRequest, prime_id: str) -> HttpResponse:
     user = _get_user(prime_id)
     form = RenameForm(request.POST)
     if not form.is_valid():
-        return _panel(request, user, rename_form=form, status=422)
+        return user_panel(request, user, rename_form=form, status=422)
     old = user.name
     try:
         services.prime_user_rename(user=user, actor=request.user, name=form.cleaned_data["name"])
     except services.PrimeActionFailed as failure:
-        return _failed(request, user, failure, rename_form=form)
-    return _done(request, user, f"Renamed {old} to {user.name}.")
+        return user_panel_failed(request, user, failure, rename_form=form)
+    return user_panel_done(request, user, USER_RENAMED.format(old=old, new=user.name))
 
 
 @require_POST
 @require_perm(MANAGE_PRIME_USERS)
-def user_status(request: HttpRequest, prime_id: str) -> HttpResponse:
+def user_status(request: StaffRequest, prime_id: str) -> HttpResponse:
     user = _get_user(prime_id)
     form = StatusForm(request.POST)
     if not form.is_valid():
-        return _panel(request, user, status_error="Choose Enabled or Disabled.", status=422)
+        return user_panel(request, user, status_error=STATUS_CHOICE_MISSING, status=422)
     try:
         services.prime_user_set_status(
             user=user, actor=request.user, status=form.cleaned_data["status"]
         )
     except services.PrimeActionFailed as failure:
-        return _failed(request, user, failure)
+        return user_panel_failed(request, user, failure)
     verb = "enabled" if user.is_enabled else "disabled"
-    return _done(request, user, f"{user.name} is now {verb}.")
-
-
-def _role_form(request: HttpRequest, user: PrimeUser) -> RoleForm:
-    """The bound role form; asking for the role the user already has is an error too."""
-    form = RoleForm(request.POST)
-    if form.is_valid() and form.cleaned_data["role"] == user.role:
-        form.add_error("role", f"{user.name} already has the {user.role} role.")
-    return form
+    return user_panel_done(request, user, USER_STATUS_NOW.format(name=user.name, state=verb))
 
 
 @require_POST
 @require_perm(MANAGE_PRIME_USERS)
-def user_role_preview(request: HttpRequest, prime_id: str) -> HttpResponse:
-    """Step one of a role change: what it would do, before anything is sent."""
-    user = _get_user(prime_id)
-    form = _role_form(request, user)
-    if not form.is_valid():
-        return _panel(request, user, role_form=form, status=422)
-    new_role = form.cleaned_data["role"]
-    preview = selectors.role_change_preview(user=user, new_role=new_role)
-    return _panel(request, user, role_form=form, role_preview=preview)
-
-
-@require_POST
-@require_perm(MANAGE_PRIME_USERS)
-def user_role(request: HttpRequest, prime_id: str) -> HttpResponse:
-    """Step two: send UpdatePrimeApiUserRoles for the role that was previewed."""
-    user = _get_user(prime_id)
-    form = _role_form(request, user)
-    if not form.is_valid():
-        return _panel(request, user, role_form=form, status=422)
-    new_role = form.cleaned_data["role"]
-    if form.cleaned_data["expected_role"] != user.role:
-        # Someone changed the role since the preview: show the preview again.
-        preview = selectors.role_change_preview(user=user, new_role=new_role)
-        return _panel(
-            request,
-            user,
-            role_form=form,
-            role_preview=preview,
-            role_notice="The role changed since your preview; check the new preview.",
-            status=409,
-        )
-    old = user.role
-    try:
-        services.prime_user_change_role(user=user, actor=request.user, role=new_role)
-    except services.PrimeActionFailed as failure:
-        return _failed(request, user, failure)
-    return _done(request, user, f"{user.name}'s role changed from {old} to {user.role}.")
-
-
-@require_POST
-@require_perm(MANAGE_PRIME_USERS)
-def user_labels(request: HttpRequest, prime_id: str) -> HttpResponse:
+def user_labels(request: StaffRequest, prime_id: str) -> HttpResponse:
     user = _get_user(prime_id)
     form = LabelsForm(request.POST)
     if not form.is_valid():
-        return _panel(request, user, labels_form=form, status=422)
+        return user_panel(request, user, labels_form=form, status=422)
     services.prime_user_update_labels(user=user, actor=request.user, **form.cleaned_data)
-    return _done(request, user, f"Labels of {user.name} saved.")
+    return user_panel_done(request, user, USER_LABELS_SAVED.format(name=user.name))
 
 
 @require_POST
 @require_perm(MANAGE_PRIME_USERS)
-def user_review(request: HttpRequest, prime_id: str) -> HttpResponse:
+def user_review(request: StaffRequest, prime_id: str) -> HttpResponse:
     """ "Reviewed": clear the changed-outside-the-portal badge; answers with the row or panel."""
     user = _get_user(prime_id)
     form = ReviewForm(request.POST)
     in_row = form.is_valid() and form.cleaned_data["where"] == "row"
     error, status = "", 200
     if not form.is_valid():
-        error, status = "Reload the page and review the differences it shows.", 422
+        error, status = REVIEW_FORM_BROKEN, 422
     else:
         had_badge = user.changed_outside_at is not None
         try:
@@ -268,12 +211,12 @@ def user_review(request: HttpRequest, prime_id: str) -> HttpResponse:
                 user=user, actor=request.user, seen=form.cleaned_data["seen"]
             )
         except services.DifferencesChanged as exc:
-            error, status = str(exc), 409
+            error, status = exc.message, 409
         else:
             if had_badge:
-                messages.success(request, f"Differences of {user.name} marked reviewed.")
+                messages.success(request, DIFFERENCES_REVIEWED.format(name=user.name))
             else:
-                messages.info(request, f"Someone already reviewed the differences of {user.name}.")
+                messages.info(request, DIFFERENCES_ALREADY_REVIEWED.format(name=user.name))
     user = _get_user(prime_id)
     if not wants_fragment(request):
         if error:
@@ -284,30 +227,4 @@ def user_review(request: HttpRequest, prime_id: str) -> HttpResponse:
     if in_row:
         context = {"u": user, "row_error": error}
         return render_htmx(request, "users/list.html", "user-row", context, status=status)
-    return _panel(request, user, review_error=error, status=status)
-
-
-@require_POST
-@require_perm(MANAGE_PRIME_USERS)
-def user_resync(request: HttpRequest, prime_id: str) -> HttpResponse:
-    """Read this user and its keys from Kraken and reconcile the mirror."""
-    user = _get_user(prime_id)
-    try:
-        report = services.prime_sync(actor=request.user, user=user)
-    except services.PrimeActionFailed as failure:
-        return _failed(request, user, failure)
-    return _done(request, user, _sync_summary(report))
-
-
-@require_POST
-@require_perm(MANAGE_PRIME_USERS)
-def sync_all(request: HttpRequest) -> HttpResponse:
-    """Reconcile the whole mirror with Kraken."""
-    try:
-        report = services.prime_sync(actor=request.user)
-    except services.PrimeActionFailed as failure:
-        messages.error(request, failure.message)
-    else:
-        messages.success(request, _sync_summary(report))
-    url = reverse("users:list")
-    return HttpResponseClientRedirect(url) if wants_fragment(request) else redirect(url)
+    return user_panel(request, user, review_error=error, status=status)

@@ -82,7 +82,9 @@ def test_issue_when_the_allow_list_call_fails_keeps_the_key_marked_no_allow_list
     if not unknown:
         assert admin_client.list_api_user_keys(prime_user.prime_id)[0].whitelisted_ips == ()
     # Saving an allow-list later clears the mark.
-    services.key_update_allowlist(key=key, actor=operator, entries=["192.0.2.7"])
+    services.key_update_allowlist(
+        key=key, actor=operator, previewed_against=key.whitelisted_ips, entries=["192.0.2.7"]
+    )
     key.refresh_from_db()
     assert key.no_allowlist_warning is False
 
@@ -119,7 +121,9 @@ def test_refused_entries_never_reach_kraken(operator, prime_user, write_log):
         [f"10.0.{i // 250}.{i % 250}" for i in range(101)],
     ):
         with pytest.raises(services.AllowlistRefused):
-            services.key_update_allowlist(key=key, actor=operator, entries=entries)
+            services.key_update_allowlist(
+                key=key, actor=operator, previewed_against=key.whitelisted_ips, entries=entries
+            )
         with pytest.raises(services.AllowlistRefused):
             services.key_issue(user=prime_user, actor=operator, whitelisted_ips=entries)
     assert write_log.writes() == []
@@ -129,12 +133,23 @@ def test_update_allow_list_replaces_it_and_an_empty_list_clears_it(
     operator, prime_user, admin_client
 ):
     key = services.key_issue(user=prime_user, actor=operator, whitelisted_ips=["10.0.0.1"]).key
-    services.key_update_allowlist(key=key, actor=operator, entries=["10.0.0.2", "10.0.0.3"])
+    services.key_update_allowlist(
+        key=key,
+        actor=operator,
+        previewed_against=key.whitelisted_ips,
+        entries=["10.0.0.2", "10.0.0.3"],
+    )
     assert admin_client.list_api_user_keys(prime_user.prime_id)[0].whitelisted_ips == (
         "10.0.0.2",
         "10.0.0.3",
     )
-    services.key_update_allowlist(key=key, actor=operator, entries=[])
+    services.key_update_allowlist(
+        key=key,
+        actor=operator,
+        entries=[],
+        previewed_against=key.whitelisted_ips,
+        confirm_anywhere=True,
+    )
     assert admin_client.list_api_user_keys(prime_user.prime_id)[0].whitelisted_ips == ()
     key.refresh_from_db()
     assert key.whitelisted_ips == [] and key.usable_from_anywhere
@@ -151,7 +166,9 @@ def test_allow_list_of_a_key_deleted_outside_the_portal_is_refused_as_invalid(
     key = services.key_issue(user=prime_user, actor=operator).key
     admin_client.delete_api_user_key(prime_user.prime_id, key.prime_key_id)
     with pytest.raises(services.PrimeActionFailed) as failure:
-        services.key_update_allowlist(key=key, actor=operator, entries=["10.0.0.1"])
+        services.key_update_allowlist(
+            key=key, actor=operator, previewed_against=key.whitelisted_ips, entries=["10.0.0.1"]
+        )
     assert "Unknown key" in failure.value.message
     key.refresh_from_db()
     assert key.whitelisted_ips == []
@@ -180,7 +197,7 @@ def test_revoke_deletes_only_that_key_and_records_who_and_why(operator, prime_us
 def test_a_revoke_that_times_out_is_unknown_and_resync_settles_it(
     operator, prime_user, control, settings
 ):
-    from portal.users.services import prime_sync
+    from portal.keys.services import prime_sync
 
     key = services.key_issue(user=prime_user, actor=operator).key
     settings.PRIME_TIMEOUT_SECONDS = 1
@@ -244,3 +261,28 @@ def test_a_form_sent_twice_at_once_issues_one_key(operator, prime_user, control,
     assert outcome["first"].secret
     assert [c["endpoint"] for c in write_log.writes()] == ["CreatePrimeApiUserKey"]
     assert ApiKey.objects.count() == 1
+
+
+def test_an_allow_list_changed_since_the_preview_is_refused_before_kraken(
+    operator, prime_user, write_log
+):
+    key = services.key_issue(user=prime_user, actor=operator, whitelisted_ips=["10.0.0.1"]).key
+    write_log.mark()
+    with pytest.raises(services.AllowlistChangedSincePreview) as stale:
+        services.key_update_allowlist(
+            key=key, actor=operator, entries=["10.0.0.2"], previewed_against=[]
+        )
+    assert stale.value.message == services.ALLOWLIST_CHANGED_SINCE_PREVIEW
+    assert write_log.writes() == []
+    assert ApiKey.objects.get(pk=key.pk).whitelisted_ips == ["10.0.0.1"]
+
+
+def test_an_empty_allow_list_needs_its_explicit_confirmation(operator, prime_user, write_log):
+    key = services.key_issue(user=prime_user, actor=operator, whitelisted_ips=["10.0.0.1"]).key
+    write_log.mark()
+    with pytest.raises(services.EmptyAllowlistNotConfirmed) as unconfirmed:
+        services.key_update_allowlist(
+            key=key, actor=operator, entries=[], previewed_against=["10.0.0.1"]
+        )
+    assert unconfirmed.value.message == services.EMPTY_ALLOWLIST_NOT_CONFIRMED
+    assert write_log.writes() == []

@@ -8,6 +8,7 @@ import pytest
 from django.urls import reverse
 
 from portal.audit.models import AuditAction, AuditEvent, Outcome
+from portal.keys import services, views
 from portal.keys.models import ApiKey
 from portal.keys.services import key_issue
 from tests.users.conftest import HX
@@ -171,6 +172,7 @@ def test_issue_with_unknown_outcome_offers_resync(op_client, prime_user, control
     assert response.status_code == 200
     key = ApiKey.objects.get()
     assert key.prime_key_id in response.content.decode()
+    assert views.USER_KEYS_RESYNCED.format(count=1) in response.content.decode()
 
 
 # --- allow-list editor -----------------------------------------------------------------------
@@ -258,6 +260,7 @@ def test_saving_an_empty_list_needs_the_anywhere_confirmation(op_client, prime_u
     refused = op_client.post(url, {"entries": "", "base": "192.0.2.1"}, headers=HX)
     assert refused.status_code == 422
     assert "tick the box" in refused.content.decode()
+    assert services.EMPTY_ALLOWLIST_NOT_CONFIRMED in refused.content.decode()
     key.refresh_from_db()
     assert key.whitelisted_ips == ["192.0.2.1"]
     done = op_client.post(
@@ -278,6 +281,7 @@ def test_saving_over_a_changed_allow_list_previews_again(op_client, key, write_l
     )
     assert response.status_code == 409
     assert "changed since your preview" in response.content.decode()
+    assert services.ALLOWLIST_CHANGED_SINCE_PREVIEW in response.content.decode()
     assert write_log.writes() == []
 
 
@@ -286,6 +290,7 @@ def test_unchanged_allow_list_has_nothing_to_save(op_client, key):
         reverse("keys:allowlist-preview", args=[key.prime_key_id]), {"entries": ""}, headers=HX
     )
     assert "nothing to save" in response.content.decode()
+    assert views.ALLOWLIST_UNCHANGED in response.content.decode()
 
 
 @pytest.mark.parametrize(

@@ -141,3 +141,54 @@ def test_a_403_for_htmx_keeps_earlier_messages_in_the_same_message_area(rf, view
     html = response.content.decode()
     assert html.count('id="messages"') == 1
     assert "Earlier news." in html and "You need permission to X." in html
+
+
+def _through_htmx(request):
+    HtmxMiddleware(lambda r: HttpResponse())(request)
+    return request
+
+
+def test_a_history_restore_gets_the_whole_page(rf):
+    from portal.web import wants_fragment
+
+    assert wants_fragment(_through_htmx(rf.get("/", headers=HTMX)))
+    restore = rf.get("/", headers={**HTMX, "HX-History-Restore-Request": "true"})
+    assert not wants_fragment(_through_htmx(restore))
+    assert not wants_fragment(_through_htmx(rf.get("/")))
+
+
+def test_one_redirect_answers_htmx_and_plain_posts(rf):
+    from portal.web import redirect_to
+
+    plain = redirect_to(_through_htmx(rf.post("/")), "users:list")
+    htmx = redirect_to(_through_htmx(rf.post("/", headers=HTMX)), "users:list")
+
+    assert plain.status_code == 302 and plain["Location"] == reverse("users:list")
+    assert htmx.status_code == 200 and htmx["HX-Redirect"] == reverse("users:list")
+    assert "Location" not in htmx
+    assert "HX-Request" in htmx["Vary"]
+
+
+def test_no_store_keeps_other_cache_directives():
+    from django.utils.cache import patch_cache_control
+
+    from portal.web import no_store
+
+    response = no_store(HttpResponse())
+    assert response["Cache-Control"] == "no-store"
+    private = HttpResponse()
+    patch_cache_control(private, private=True)
+    assert set(no_store(private)["Cache-Control"].split(", ")) == {"private", "no-store"}
+
+
+@pytest.mark.django_db
+def test_page_or_fragment_varies_on_htmx_and_can_stop_polling(rf, viewer):
+    from portal.web import render_htmx
+
+    request = _through_htmx(rf.get("/", headers=HTMX))
+    request.user = viewer
+
+    response = render_htmx(request, "settlement/batch_list.html", "batch-table", stop_polling=True)
+
+    assert response.status_code == 286
+    assert {"HX-Request", "HX-History-Restore-Request"} <= set(response["Vary"].split(", "))

@@ -48,11 +48,11 @@ USER_FORMS = [
     ),
     ("users:rename", True, ("name",), lambda data, user: _bound(RenameForm, data).is_valid()),
     ("users:status", True, ("status",), lambda data, user: _bound(StatusForm, data).is_valid()),
-    ("users:role-preview", True, ("role",), lambda data, user: False),
-    ("users:role", True, ("role", "expected_role"), _role_may_write),
+    ("keys:user-role-preview", True, ("role",), lambda data, user: False),
+    ("keys:user-role", True, ("role", "expected_role"), _role_may_write),
     ("users:labels", True, ("owner_label", "desk_label", "notes"), lambda data, user: False),
-    ("users:resync", True, (), lambda data, user: False),
-    ("users:sync", False, (), lambda data, user: False),
+    ("keys:user-detail-resync", True, (), lambda data, user: False),
+    ("keys:sync", False, (), lambda data, user: False),
 ]
 
 

@@ -6,7 +6,8 @@ import pytest
 from django.urls import reverse
 
 from portal.audit.models import AuditAction, AuditEvent, Outcome
-from portal.users import services
+from portal.keys.services import prime_sync
+from portal.users import services, views
 from portal.users.models import PrimeUser
 from tests.users.conftest import HX
 
@@ -23,7 +24,7 @@ def _events():
 def changed(prime_user, admin_client, operator):
     """A user renamed at Kraken and flagged by a sync."""
     admin_client.update_api_user(prime_user.prime_id, name="Renamed at Kraken")
-    services.prime_sync(actor=operator, user=prime_user)
+    prime_sync(actor=operator, user=prime_user)
     prime_user.refresh_from_db()
     assert prime_user.changed_outside_at is not None
     return prime_user
@@ -59,10 +60,11 @@ def test_it_clears_the_badge_and_records_who_reviewed_which_difference(changed, 
 def test_a_difference_found_after_the_person_looked_is_not_cleared(changed, operator, admin_client):
     looked_at = _seen(changed)
     admin_client.update_api_user(changed.prime_id, status="Disabled")
-    services.prime_sync(actor=operator, user=changed)
+    prime_sync(actor=operator, user=changed)
 
-    with pytest.raises(services.DifferencesChanged):
+    with pytest.raises(services.DifferencesChanged) as refused:
         services.prime_user_review_differences(user=changed, actor=operator, seen=looked_at)
+    assert refused.value.message == services.DIFFERENCES_CHANGED
 
     changed.refresh_from_db()
     assert changed.changed_outside_at is not None
@@ -99,6 +101,7 @@ def test_reviewed_on_the_detail_page_with_htmx_returns_the_panel(op_client, chan
     assert "<html" not in body
     assert "changed outside the portal" not in body.split('id="messages"')[0]
     assert "Differences of Renamed at Kraken marked reviewed." in body
+    assert views.DIFFERENCES_REVIEWED.format(name="Renamed at Kraken") in body
     assert len(_events()) == 1
 
 
@@ -136,7 +139,7 @@ def test_a_newer_difference_is_a_409_that_keeps_the_badge(
 ):
     looked_at = _seen(changed)
     admin_client.update_api_user(changed.prime_id, status="Disabled")
-    services.prime_sync(actor=operator, user=changed)
+    prime_sync(actor=operator, user=changed)
 
     response = op_client.post(_url(changed), {"seen": looked_at}, headers=HX)
 

@@ -5,8 +5,7 @@ from __future__ import annotations
 import pytest
 
 from portal.audit.models import AuditAction, AuditEvent, Outcome
-from portal.keys.models import ApiKey
-from portal.keys.services import key_issue
+from portal.keys.services import prime_sync
 from portal.users import services
 from portal.users.models import PrimeUser
 
@@ -61,20 +60,6 @@ def test_rename_enable_disable_are_sent_to_kraken_and_audited_with_before_and_af
     assert len(events(AuditAction.PRIME_USER_ENABLED)) == 1
 
 
-def test_role_change_updates_the_user_and_its_keys_permissions(operator, prime_user, admin_client):
-    issued = key_issue(user=prime_user, actor=operator, label="bot")
-    services.prime_user_change_role(user=prime_user, actor=operator, role="Trader")
-    assert admin_client.get_api_user(prime_user.prime_id).role == "Trader"
-    (upstream_key,) = admin_client.list_api_user_keys(prime_user.prime_id)
-    key = ApiKey.objects.get(pk=issued.key.pk)
-    assert key.permissions == list(upstream_key.permissions)
-    assert "write::orders" in key.permissions
-    (event,) = events(AuditAction.PRIME_USER_ROLE_CHANGED)
-    assert (event.before["role"], event.after["role"]) == ("Viewer", "Trader")
-    assert "write::orders" not in event.before["key_permissions"][key.prime_key_id]
-    assert "write::orders" in event.after["key_permissions"][key.prime_key_id]
-
-
 def test_labels_are_portal_only_and_audited(operator, prime_user, write_log):
     services.prime_user_update_labels(
         user=prime_user, actor=operator, owner_label="Bob", desk_label="Rates", notes="n1"
@@ -109,7 +94,7 @@ def test_a_failed_rename_changes_nothing_locally_and_is_audited(
     if unknown:
         assert "outcome is unknown" in failure.value.message
         # The write did reach Kraken: a resync brings the mirror up to date.
-        services.prime_sync(actor=operator, user=prime_user)
+        prime_sync(actor=operator, user=prime_user)
         assert PrimeUser.objects.get(pk=prime_user.pk).name == "Never"
 
 
@@ -154,6 +139,6 @@ def test_create_with_unknown_outcome_is_found_by_a_full_sync(operator, control, 
     (event,) = events(AuditAction.PRIME_USER_CREATED)
     assert event.outcome == Outcome.UNKNOWN
     assert event.after == {"name": "Maybe", "role": "Viewer"}
-    report = services.prime_sync(actor=operator)
+    report = prime_sync(actor=operator)
     assert PrimeUser.objects.get().name == "Maybe"
     assert report.changed

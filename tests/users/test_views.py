@@ -12,7 +12,7 @@ from django.urls import reverse
 from django.utils import timezone
 
 from portal.audit.models import AuditAction, AuditEvent, Outcome
-from portal.keys.services import key_issue
+from portal.keys.services import ROLE_ALREADY_HELD, ROLE_CHANGED_SINCE_PREVIEW, key_issue
 from portal.users.models import PrimeUser
 from tests.users.conftest import HX
 
@@ -193,9 +193,9 @@ def test_create_with_unknown_outcome_offers_a_resync(op_client, control, setting
     )
     body = response.content.decode()
     assert "Outcome unknown — resync" in body
-    assert reverse("users:sync") in body
+    assert reverse("keys:sync") in body
     assert not PrimeUser.objects.exists()
-    response = op_client.post(reverse("users:sync"), headers=HX)
+    response = op_client.post(reverse("keys:sync"), headers=HX)
     assert response["HX-Redirect"] == reverse("users:list")
     assert PrimeUser.objects.get().name == "Maybe bot"
 
@@ -276,11 +276,13 @@ def test_timeout_on_a_write_offers_resync_which_reconciles(
     )
     body = response.content.decode()
     assert "Outcome unknown — resync" in body
-    assert reverse("users:resync", args=[prime_user.prime_id]) in body
+    assert reverse("keys:user-detail-resync", args=[prime_user.prime_id]) in body
     assert PrimeUser.objects.get(pk=prime_user.pk).status == "Enabled"
     (event,) = AuditEvent.objects.filter(action=AuditAction.PRIME_USER_DISABLED)
     assert event.outcome == Outcome.UNKNOWN
-    response = op_client.post(reverse("users:resync", args=[prime_user.prime_id]), headers=HX)
+    response = op_client.post(
+        reverse("keys:user-detail-resync", args=[prime_user.prime_id]), headers=HX
+    )
     assert response.status_code == 200
     assert PrimeUser.objects.get(pk=prime_user.pk).status == "Disabled"
     assert AuditEvent.objects.filter(action=AuditAction.SYNC_DIFFERENCE).count() == 1
@@ -294,7 +296,7 @@ def test_role_change_previews_then_sends(op_client, prime_user, operator, write_
     key = key_issue(user=prime_user, actor=operator, label="pricing").key
     write_log.mark()
     preview = op_client.post(
-        reverse("users:role-preview", args=[prime_user.prime_id]),
+        reverse("keys:user-role-preview", args=[prime_user.prime_id]),
         {"role": "Trader"},
         headers=headers,
     )
@@ -308,7 +310,7 @@ def test_role_change_previews_then_sends(op_client, prime_user, operator, write_
     assert is_fragment(preview) == bool(headers)
 
     confirm = op_client.post(
-        reverse("users:role", args=[prime_user.prime_id]),
+        reverse("keys:user-role", args=[prime_user.prime_id]),
         {"role": "Trader", "expected_role": "Viewer"},
         headers=headers,
     )
@@ -329,7 +331,7 @@ def test_role_preview_shows_what_keys_lose(op_client, make_prime_user, operator)
     user = make_prime_user(role="Trader")
     key_issue(user=user, actor=operator)
     body = op_client.post(
-        reverse("users:role-preview", args=[user.prime_id]), {"role": "Viewer"}, headers=HX
+        reverse("keys:user-role-preview", args=[user.prime_id]), {"role": "Viewer"}, headers=HX
     ).content.decode()
     assert '<code class="diff-del">write::orders</code>' in body
 
@@ -341,33 +343,39 @@ def test_role_confirm_after_someone_else_changed_it_shows_a_new_preview(
     # for Viewer with the old preview's expectation: the portal previews again instead.
     PrimeUser.objects.filter(pk=prime_user.pk).update(role="Trader")
     response = op_client.post(
-        reverse("users:role", args=[prime_user.prime_id]),
+        reverse("keys:user-role", args=[prime_user.prime_id]),
         {"role": "Viewer", "expected_role": "Viewer"},
         headers=HX,
     )
     assert response.status_code == 409
     assert "changed since your preview" in response.content.decode()
+    assert ROLE_CHANGED_SINCE_PREVIEW in response.content.decode()
     assert write_log.writes() == []
 
 
 def test_role_preview_to_the_same_role_is_refused(op_client, prime_user):
     response = op_client.post(
-        reverse("users:role-preview", args=[prime_user.prime_id]), {"role": "Viewer"}, headers=HX
+        reverse("keys:user-role-preview", args=[prime_user.prime_id]),
+        {"role": "Viewer"},
+        headers=HX,
     )
     assert response.status_code == 422
     assert "already has the Viewer role" in response.content.decode()
+    assert ROLE_ALREADY_HELD.format(name=prime_user.name, role="Viewer") in html.unescape(
+        response.content.decode()
+    )
 
 
 def test_a_viewer_cannot_change_anything(viewer_client, prime_user, write_log):
     for name, data in (
-        ("rename", {"name": "x"}),
-        ("status", {"status": "Disabled"}),
-        ("role", {"role": "Trader", "expected_role": "Viewer"}),
-        ("role-preview", {"role": "Trader"}),
-        ("labels", {"notes": "x"}),
-        ("resync", {}),
+        ("users:rename", {"name": "x"}),
+        ("users:status", {"status": "Disabled"}),
+        ("keys:user-role", {"role": "Trader", "expected_role": "Viewer"}),
+        ("keys:user-role-preview", {"role": "Trader"}),
+        ("users:labels", {"notes": "x"}),
+        ("keys:user-detail-resync", {}),
     ):
-        response = viewer_client.post(reverse(f"users:{name}", args=[prime_user.prime_id]), data)
+        response = viewer_client.post(reverse(name, args=[prime_user.prime_id]), data)
         assert response.status_code == 403, name
     assert (
         viewer_client.post(reverse("users:create"), {"name": "x", "role": "Viewer"}).status_code

@@ -54,4 +54,9 @@ CASES = [
     Case("keys:revoke", allowed=OPERATOR, method="POST", kwargs=_key),
     Case("keys:revoke", allowed=OPERATOR, method="POST", kwargs=_key, htmx=True),
     Case("keys:resync", allowed=OPERATOR, method="POST", kwargs=_key),
+    # The user's panel and the users list: the buttons that reach a user's keys too.
+    Case("keys:sync", allowed=OPERATOR, method="POST"),
 ]
+for _name in ("user-role-preview", "user-role", "user-detail-resync"):
+    CASES.append(Case(f"keys:{_name}", allowed=OPERATOR, method="POST", kwargs=_user))
+    CASES.append(Case(f"keys:{_name}", allowed=OPERATOR, method="POST", kwargs=_user, htmx=True))

@@ -34,10 +34,9 @@ CASES = [
     Case("users:create", allowed=OPERATOR),
     Case("users:create", allowed=OPERATOR, method="POST"),
     Case("users:create", allowed=OPERATOR, method="POST", htmx=True),
-    Case("users:sync", allowed=OPERATOR, method="POST"),
     Case("users:detail", allowed=ALL_ROLES, kwargs=_user),
     Case("users:detail", allowed=ALL_ROLES, kwargs=_user, htmx=True),
 ]
-for _name in ("rename", "status", "role-preview", "role", "labels", "resync", "review"):
+for _name in ("rename", "status", "labels", "review"):
     CASES.append(Case(f"users:{_name}", allowed=OPERATOR, method="POST", kwargs=_user))
     CASES.append(Case(f"users:{_name}", allowed=OPERATOR, method="POST", kwargs=_user, htmx=True))

@@ -10,9 +10,10 @@ from django.urls import reverse
 
 from portal.actors import SystemActor
 from portal.audit.models import AuditAction, AuditEvent, Outcome
+from portal.keys import services
 from portal.keys.models import ApiKey
 from portal.keys.services import key_issue
-from portal.users import services
+from portal.users import services as user_services
 from portal.users.models import PrimeUser
 
 pytestmark = pytest.mark.django_db
@@ -79,8 +80,10 @@ def test_a_second_sync_with_nothing_changed_records_nothing(operator, prime_user
 
 def test_portal_writes_leave_nothing_for_sync_to_find(operator, prime_user):
     issued = key_issue(user=prime_user, actor=operator, whitelisted_ips=["192.0.2.0/24"])
-    services.prime_user_change_role(user=prime_user, actor=operator, role="Trader")
-    services.prime_user_rename(user=prime_user, actor=operator, name="Still mine")
+    services.prime_user_change_role(
+        user=prime_user, actor=operator, role="Trader", expected_role="Viewer"
+    )
+    user_services.prime_user_rename(user=prime_user, actor=operator, name="Still mine")
     from portal.keys.services import key_revoke
 
     second = key_issue(user=prime_user, actor=operator)

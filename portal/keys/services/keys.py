@@ -8,12 +8,12 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any
 
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 from django.views.decorators.debug import sensitive_variables
 
+from portal.actors import Actor, actor_staff
 from portal.audit.models import AuditAction, TargetType
 from portal.audit.services import audit_record
 from portal.connection.door import PrimeActionFailed, audit_json, call_prime
@@ -22,7 +22,11 @@ from portal.keys.models import ApiKey, KeyIssueRequest
 from portal.users.models import PrimeUser
 
 __all__ = [
+    "ALLOWLIST_CHANGED_SINCE_PREVIEW",
+    "EMPTY_ALLOWLIST_NOT_CONFIRMED",
+    "AllowlistChangedSincePreview",
     "AllowlistRefused",
+    "EmptyAllowlistNotConfirmed",
     "IssuedKey",
     "KeyAlreadyIssued",
     "PrimeActionFailed",
@@ -32,6 +36,13 @@ __all__ = [
     "key_update_label",
 ]
 
+ALLOWLIST_CHANGED_SINCE_PREVIEW = (
+    "The allow-list changed since your preview; check this preview again."
+)
+EMPTY_ALLOWLIST_NOT_CONFIRMED = (
+    "An empty allow-list makes the key usable from any address: tick the box to confirm that."
+)
+
 
 class AllowlistRefused(ValueError):
     """The entries are not an acceptable allow-list (the form should have said so)."""
@@ -39,6 +50,22 @@ class AllowlistRefused(ValueError):
     def __init__(self, errors: Sequence[str]) -> None:
         super().__init__(" ".join(errors))
         self.errors = tuple(errors)
+
+
+class AllowlistChangedSincePreview(Exception):
+    """The key's allow-list is no longer the one the person's preview was made against."""
+
+    def __init__(self) -> None:
+        super().__init__(ALLOWLIST_CHANGED_SINCE_PREVIEW)
+        self.message = ALLOWLIST_CHANGED_SINCE_PREVIEW
+
+
+class EmptyAllowlistNotConfirmed(Exception):
+    """An empty allow-list (usable from anywhere) was sent without its explicit confirmation."""
+
+    def __init__(self) -> None:
+        super().__init__(EMPTY_ALLOWLIST_NOT_CONFIRMED)
+        self.message = EMPTY_ALLOWLIST_NOT_CONFIRMED
 
 
 class KeyAlreadyIssued(Exception):
@@ -73,7 +100,7 @@ def _checked_entries(entries: Sequence[str]) -> list[str]:
 def key_issue(
     *,
     user: PrimeUser,
-    actor: Any,
+    actor: Actor,
     label: str = "",
     whitelisted_ips: Sequence[str] | None = None,
     issue_token: str | None = None,
@@ -111,7 +138,7 @@ def key_issue(
             whitelisted_ips=list(public.whitelisted_ips),
             # Until the allow-list call succeeds, the key is usable from anywhere.
             no_allowlist_warning=bool(entries),
-            issued_by=actor if getattr(actor, "pk", None) else None,
+            issued_by=actor_staff(actor),
             created_at=now,
             updated_at=public.updated_at,
             last_synced_at=now,
@@ -143,14 +170,14 @@ def key_issue(
     return IssuedKey(key=key, secret=secret)
 
 
-def _reserve(token: str, *, user: PrimeUser, actor: Any) -> KeyIssueRequest:
+def _reserve(token: str, *, user: PrimeUser, actor: Actor) -> KeyIssueRequest:
     """Claim the form's token before calling Kraken; a second claim finds the first."""
     try:
         with transaction.atomic():
             return KeyIssueRequest.objects.create(
                 token=token,
                 user=user,
-                requested_by=actor if getattr(actor, "pk", None) else None,
+                requested_by=actor_staff(actor),
                 created_at=timezone.now(),
             )
     except IntegrityError:
@@ -158,7 +185,7 @@ def _reserve(token: str, *, user: PrimeUser, actor: Any) -> KeyIssueRequest:
         raise KeyAlreadyIssued(existing.key if existing else None) from None
 
 
-def _save_allowlist(*, key: ApiKey, actor: Any, entries: list[str]) -> ApiKey:
+def _save_allowlist(*, key: ApiKey, actor: Actor, entries: list[str]) -> ApiKey:
     before = key.snapshot()
     updated = call_prime(
         lambda client: client.update_api_user_key(key.user.prime_id, key.prime_key_id, entries),
@@ -198,12 +225,29 @@ def _save_allowlist(*, key: ApiKey, actor: Any, entries: list[str]) -> ApiKey:
     return key
 
 
-def key_update_allowlist(*, key: ApiKey, actor: Any, entries: Sequence[str]) -> ApiKey:
-    """Replace the key's allow-list; an empty list makes it usable from anywhere."""
-    return _save_allowlist(key=key, actor=actor, entries=_checked_entries(entries))
+def key_update_allowlist(
+    *,
+    key: ApiKey,
+    actor: Actor,
+    entries: Sequence[str],
+    previewed_against: Sequence[str],
+    confirm_anywhere: bool = False,
+) -> ApiKey:
+    """Replace the key's allow-list with what the person previewed.
+
+    `previewed_against` is the allow-list their preview was made against: if the key's has
+    changed since, nothing is sent (AllowlistChangedSincePreview). An empty list makes the
+    key usable from anywhere and needs `confirm_anywhere` (else EmptyAllowlistNotConfirmed).
+    """
+    checked = _checked_entries(entries)
+    if list(previewed_against) != list(key.whitelisted_ips):
+        raise AllowlistChangedSincePreview()
+    if not checked and not confirm_anywhere:
+        raise EmptyAllowlistNotConfirmed()
+    return _save_allowlist(key=key, actor=actor, entries=checked)
 
 
-def key_revoke(*, key: ApiKey, actor: Any, reason: str) -> ApiKey:
+def key_revoke(*, key: ApiKey, actor: Actor, reason: str) -> ApiKey:
     """Delete the key at Kraken for good; the user's other keys are untouched."""
     if key.revoked_at is not None:
         return key
@@ -221,7 +265,7 @@ def key_revoke(*, key: ApiKey, actor: Any, reason: str) -> ApiKey:
     now = timezone.now()
     with transaction.atomic():
         key.revoked_at = now
-        key.revoked_by = actor if getattr(actor, "pk", None) else None
+        key.revoked_by = actor_staff(actor)
         key.revoke_reason = reason
         key.last_synced_at = now
         key.save(update_fields=["revoked_at", "revoked_by", "revoke_reason", "last_synced_at"])
@@ -239,7 +283,7 @@ def key_revoke(*, key: ApiKey, actor: Any, reason: str) -> ApiKey:
     return key
 
 
-def key_update_label(*, key: ApiKey, actor: Any, label: str) -> ApiKey:
+def key_update_label(*, key: ApiKey, actor: Actor, label: str) -> ApiKey:
     """Change the portal-only label of a key (Kraken is not involved); audited when it changes."""
     with transaction.atomic():
         key = ApiKey.objects.select_for_update().select_related("user").get(pk=key.pk)

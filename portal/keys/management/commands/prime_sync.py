@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-from typing import Any
+from argparse import ArgumentParser
 
-from django.core.management.base import BaseCommand, CommandError, CommandParser
+from django.core.management.base import BaseCommand, CommandError
 
+from portal.actors import SystemActor
 from portal.commandline import command_progress
-from portal.users.services import SYNC_ACTOR, PrimeActionFailed, prime_sync
+from portal.keys.services import PrimeActionFailed, prime_sync
 
 
 class Command(BaseCommand):
@@ -16,12 +17,12 @@ class Command(BaseCommand):
         "portal, mark what disappeared, update what changed, and audit each difference."
     )
 
-    def add_arguments(self, parser: CommandParser) -> None:
+    def add_arguments(self, parser: ArgumentParser) -> None:
         parser.add_argument(
             "--quiet-progress", action="store_true", help="do not draw the progress bar"
         )
 
-    def handle(self, *args: Any, **options: Any) -> None:
+    def handle(self, *args: str, **options: object) -> None:
         with command_progress(
             self, label="prime_sync", unit="users", enabled=not options["quiet_progress"]
         ) as bar:
@@ -31,7 +32,7 @@ class Command(BaseCommand):
                 bar.advance(done - bar.done)
 
             try:
-                result = prime_sync(actor=SYNC_ACTOR, progress=report)
+                result = prime_sync(actor=SystemActor.SYNC, progress=report)
             except PrimeActionFailed as failure:
                 raise CommandError(failure.message) from None
         self.stdout.write(
