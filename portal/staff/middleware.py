@@ -7,7 +7,7 @@ from typing import TypeVar
 from urllib.parse import urlencode, urlsplit
 
 from django.contrib.auth.middleware import LoginRequiredMiddleware
-from django.http import HttpRequest, HttpResponse, HttpResponseBase, HttpResponseRedirect
+from django.http import HttpRequest, HttpResponse, HttpResponseBase
 from django.shortcuts import redirect, resolve_url
 from django.urls import reverse
 from django.utils.deprecation import MiddlewareMixin
@@ -38,9 +38,11 @@ def _htmx_page_path(request: HttpRequest) -> str:
 class PortalLoginRequiredMiddleware(LoginRequiredMiddleware):
     """Django's LoginRequiredMiddleware; an htmx request is sent to sign in with a full page."""
 
-    def handle_no_permission(
+    # Django's stub promises an HttpResponseRedirect; an htmx request gets django-htmx's
+    # client redirect (HX-Redirect) instead, a sibling class.
+    def handle_no_permission(  # type: ignore[override]
         self, request: HttpRequest, view_func: Callable[..., HttpResponseBase]
-    ) -> HttpResponseRedirect:
+    ) -> HttpResponseBase:
         if not is_htmx(request):
             return super().handle_no_permission(request, view_func)
         login = resolve_url(self.get_login_url(view_func))
