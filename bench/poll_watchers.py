@@ -162,13 +162,13 @@ class Bench:
         control.confirm_batch(batch.prime_batch_id)
         services.batch_refresh(prime_batch_id=batch.prime_batch_id, actor=SystemActor.POLLER)
         btc = Leg.objects.select_related("batch").get(batch=batch, asset="BTC")
-        intent = services.leg_request(leg=btc, actor=operator)
+        intent = services.intent_request(leg=btc, actor=operator)
         from django.db import connections
 
         connections.close_all()
         return {
             "batch": batch.prime_batch_id,
-            "request_id": intent.pk,
+            "intent_id": intent.pk,
             "watchers": [w.username for w in watchers],
         }
 
@@ -210,12 +210,12 @@ class Bench:
             raise SystemExit(f"{username} could not sign in (HTTP {response.status_code})")
         return session
 
-    def approve(self, request_id: int) -> None:
+    def approve(self, intent_id: int) -> None:
         session = self.sign_in("bench.approver")
         page = f"{self.base}/settlement/"
         session.get(page, timeout=10)
         response = session.post(
-            f"{self.base}/settlement/requests/{request_id}/approve/",
+            f"{self.base}/settlement/intents/{intent_id}/approve/",
             headers={
                 "HX-Request": "true",
                 "X-CSRFToken": session.cookies.get("csrftoken", ""),
@@ -349,7 +349,7 @@ class Bench:
 
         self.sandbox.control.update_settings(transfer_delay=options.transfer_delay)
         before_approval = self.last_seq()
-        self.approve(seeded["request_id"])
+        self.approve(seeded["intent_id"])
         start = self.last_seq()
         approval_calls = self.calls_since(before_approval, poller_key, web_key)
         completes_at = time.time() + options.transfer_delay

@@ -178,11 +178,11 @@ def seed_batches(
     the newest `active` are not final. Returns (batch ids newest first, active ones)."""
     batch_model = need("portal.settlement.models", "Batch")
     leg_model = need("portal.settlement.models", "Leg")
-    request_model = need("portal.settlement.models", "SettlementRequest")
+    intent_model = need("portal.settlement.models", "SettlementIntent")
     _check_fields(batch_model, {"prime_batch_id", "status", "confirmed", "created_at", "is_final"})
     _check_fields(leg_model, {"batch", "asset", "direction", "amount", "status", "can_settle"})
     _check_fields(
-        request_model,
+        intent_model,
         {"batch", "leg", "asset", "amount", "direction", "state", "requested_by", "expires_at"},
     )
     legs = min(legs, len(ASSETS))
@@ -258,8 +258,8 @@ def seed_batches(
                 finished_at=requested + timedelta(minutes=50),
                 transfer_id=leg.transfer_id,
             )
-        intents.append(request_model(**values))
-    request_model.objects.bulk_create(intents, batch_size=4_000)
+        intents.append(intent_model(**values))
+    intent_model.objects.bulk_create(intents, batch_size=4_000)
     all_ids = [b.prime_batch_id for b in batches]
     return all_ids, [b.prime_batch_id for b in batches if not b.is_final]
 

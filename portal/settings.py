@@ -54,6 +54,7 @@ INSTALLED_APPS = [
     "portal.keys",
     "portal.settlement",
     "portal.connection",
+    "portal.approvals",
 ]
 
 MIDDLEWARE = [

@@ -12,6 +12,7 @@ urlpatterns = [
     path("keys/", include("portal.keys.urls")),
     path("settlement/", include("portal.settlement.urls")),
     path("connection/", include("portal.connection.urls")),
+    path("approvals/", include("portal.approvals.urls")),
 ]
 
 handler403 = "portal.web.permission_denied"

@@ -52,6 +52,18 @@ class AuditAction(models.TextChoices):
     LEG_OUTCOME_UNKNOWN = "leg_outcome_unknown", "Leg settlement outcome unknown"
     LEG_RECONCILED = "leg_reconciled", "Leg reconciled with Kraken"
     LEG_STATUS_CHANGED = "leg_status_changed", "Leg status changed"
+    # Approvals
+    CHANGE_REQUESTED = "change_requested", "Change requested"
+    CHANGE_VOTE_APPROVED = "change_vote_approved", "Change approved (vote)"
+    CHANGE_VOTE_REJECTED = "change_vote_rejected", "Change rejected (vote)"
+    CHANGE_WITHDRAWN = "change_withdrawn", "Change request withdrawn"
+    CHANGE_EXPIRED = "change_expired", "Change request expired"
+    CHANGE_VOIDED = "change_voided", "Change request void (target changed)"
+    CHANGE_EXECUTED = "change_executed", "Change executed"
+    CHANGE_EXECUTION_FAILED = "change_execution_failed", "Change execution failed"
+    CHANGE_OUTCOME_UNKNOWN = "change_outcome_unknown", "Change outcome unknown"
+    CHANGE_RECONCILED = "change_reconciled", "Change reconciled with Kraken"
+    APPROVAL_POLICY_CHANGED = "approval_policy_changed", "Approval policy changed"
     # Audit
     AUDIT_EXPORTED = "audit_exported", "Audit trail exported"
 
@@ -64,6 +76,8 @@ class TargetType(models.TextChoices):
     BATCH = "batch", "Settlement batch"
     LEG = "leg", "Settlement leg"
     AUDIT = "audit", "Audit trail"
+    CHANGE_REQUEST = "change_request", "Change request"
+    APPROVAL_POLICY = "approval_policy", "Approval policy"
     PAGE = "page", "Page"
 
 

@@ -8,6 +8,7 @@ from typing import Any
 from django import forms
 from django.utils import timezone
 
+from portal.settlement import messages
 from portal.settlement.models import AssetKind, BatchStatus
 
 
@@ -75,5 +76,5 @@ class RejectForm(forms.Form):
         max_length=500,
         strip=True,
         label="Reason",
-        error_messages={"required": "Give a reason for the rejection."},
+        error_messages={"required": messages.REASON_REQUIRED},
     )

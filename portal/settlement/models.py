@@ -1,16 +1,25 @@
 """Settlement: the local mirror of Kraken's batches and legs, and the four-eyes intents.
 
 Kraken is the source of truth for `Batch` and `Leg` (written only by the services
-that read Kraken). `SettlementRequest` holds what Kraken does not: who asked to
+that read Kraken). `SettlementIntent` holds what Kraken does not: who asked to
 settle which leg, for exactly which amount and direction, who approved or
 rejected it, and how far the one send got.
 """
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from django.conf import settings
 from django.db import models
 from django.db.models import Q
+
+from portal.settlement import messages
+from portal.settlement.messages import amount_text
+from portal.staff.roles import APPROVE_SETTLEMENT
+
+if TYPE_CHECKING:
+    from portal.staff.models import Staff
 
 
 class BatchStatus(models.TextChoices):
@@ -120,12 +129,24 @@ OPEN_STATES = (
 # Open intents not yet handed to Kraken: these are voided when the leg changes upstream.
 UNSENT_STATES = (IntentState.REQUESTED, IntentState.APPROVED)
 
+# How a state shows as a badge (the CSS class beside `badge`).
+BADGE_TONES: dict[str, str] = {
+    IntentState.SETTLED: "ok",
+    IntentState.SUBMITTED: "ok",
+    IntentState.OUTCOME_UNKNOWN: "warn",
+    IntentState.SUBMITTING: "warn",
+    IntentState.FAILED: "bad",
+    IntentState.REJECTED: "bad",
+    IntentState.VOIDED: "bad",
+    IntentState.EXPIRED: "bad",
+}
 
-class SettlementRequest(models.Model):
+
+class SettlementIntent(models.Model):
     """One intent to settle one leg, bound to the exact amount and direction requested."""
 
-    batch = models.ForeignKey(Batch, on_delete=models.PROTECT, related_name="requests")
-    leg = models.ForeignKey(Leg, on_delete=models.PROTECT, related_name="requests")
+    batch = models.ForeignKey(Batch, on_delete=models.PROTECT, related_name="intents")
+    leg = models.ForeignKey(Leg, on_delete=models.PROTECT, related_name="intents")
     asset = models.CharField(max_length=32)
     amount = models.DecimalField(max_digits=38, decimal_places=18)
     direction = models.CharField(max_length=16, choices=Direction.choices)
@@ -186,3 +207,25 @@ class SettlementRequest(models.Model):
     def audit_id(self) -> str:
         """The leg's id in the audit trail."""
         return leg_audit_id(self.batch.prime_batch_id, self.asset)
+
+    @property
+    def badge_tone(self) -> str:
+        """The badge colour of this intent's state (ok, warn, bad or info)."""
+        return BADGE_TONES.get(self.state, "info")
+
+    @property
+    def what(self) -> str:
+        """What is to be settled, in words: ``outgoing 45000 USD``."""
+        return f"{self.direction} {amount_text(self.amount)} {self.asset}"
+
+    def decider_refusal(self, staff: Staff, *, verb: str) -> str:
+        """Why `staff` may not approve or reject this intent ("" when they may)."""
+        if not staff.has_perm(APPROVE_SETTLEMENT):
+            return messages.NEED_APPROVER.format(verb=verb)
+        if self.requested_by_id == staff.pk:
+            return messages.OWN_INTENT.format(verb=verb)
+        return ""
+
+    def can_be_decided_by(self, staff: Staff) -> bool:
+        """True when `staff` may approve or reject this intent (four eyes)."""
+        return not self.decider_refusal(staff, verb="approve")

@@ -1,6 +1,6 @@
 """The one process that talks to Kraken about settlement status (`manage.py prime_poll`).
 
-Each cycle: expire stale requests, send intents approved but left unsent,
+Each cycle: expire stale intents, send intents approved but left unsent,
 refresh active batches (those with in-flight intents first) within a token-bucket
 request budget, and discover batches made outside the portal now and then (the
 newest page of ListPrimeSettlementBatches; a batch found there is fetched once more
@@ -18,19 +18,23 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import timedelta
+from datetime import datetime, timedelta
+from typing import TypeVar
 
 from django.db import close_old_connections
+from django.utils import timezone
 
 from portal.actors import SystemActor
 from portal.connection import door
 from portal.settlement import selectors, services
 from portal.settlement.models import Batch
 from primeapi import errors as prime_errors
+from primeapi.client import PrimeClient
 
 logger = logging.getLogger("portal.settlement.poller")
 
 ACTOR = SystemActor.POLLER
+T = TypeVar("T")
 DISCOVER_LIMIT = 20
 
 
@@ -74,7 +78,9 @@ class TokenBucket:
 class Backoff:
     """Capped exponential backoff with jitter; reset after a clean cycle."""
 
-    def __init__(self, *, base: float = 2.0, cap: float = 120.0, rng: random.Random | None = None):
+    def __init__(
+        self, *, base: float = 2.0, cap: float = 120.0, rng: random.Random | None = None
+    ) -> None:
         self.base = base
         self.cap = cap
         self.failures = 0
@@ -128,8 +134,38 @@ class _Backoff(Exception):
         self.retry_after = retry_after
 
 
+# Refusals that say the portal's key cannot be used: asking again now would fail too.
+KEY_REFUSED = (
+    prime_errors.InvalidKeyError,
+    prime_errors.InvalidSignatureError,
+    prime_errors.PermissionDeniedError,
+    prime_errors.TemporaryLockoutError,
+)
+
+
+def backoff_for(attempt: door.Attempt[T]) -> _Backoff | None:
+    """Whether a failed call should end the cycle (and why), from the door's classification."""
+    error = attempt.error
+    if attempt.outcome in (door.CallOutcome.UNKNOWN, door.CallOutcome.UNREACHABLE):
+        return _Backoff(f"Kraken unavailable ({type(error).__name__})")
+    if isinstance(error, prime_errors.RateLimitedError):
+        return _Backoff("rate limited by Kraken", error.retry_after or 0.0)
+    if isinstance(error, prime_errors.ServiceUnavailableError):
+        return _Backoff(f"Kraken unavailable ({type(error).__name__})")
+    if isinstance(error, KEY_REFUSED):
+        return _Backoff(f"Kraken refused the portal's key ({type(error).__name__})")
+    if error is not None and error.http_status is not None and error.http_status >= 500:
+        return _Backoff(f"Kraken answered HTTP {error.http_status}")
+    return None
+
+
 class Poller:
-    """Refresh settlement status from Kraken within a request budget."""
+    """Refresh settlement status from Kraken within a request budget.
+
+    `clock` (monotonic seconds) paces the budget and discovery; `now` (an aware
+    datetime) decides which intents are stale. Tests pass their own of both, so
+    no test waits for a deadline.
+    """
 
     def __init__(
         self,
@@ -139,7 +175,7 @@ class Poller:
         discover_every: float = 60.0,
         left_behind_after: float = 60.0,
         clock: Callable[[], float] = time.monotonic,
-        client_factory: Callable[[], object] | None = None,
+        now: Callable[[], datetime] = timezone.now,
     ) -> None:
         if interval <= 0:
             raise ValueError("the interval must be positive")
@@ -149,7 +185,7 @@ class Poller:
         self.discover_every = discover_every
         self.left_behind_after = timedelta(seconds=left_behind_after)
         self._clock = clock
-        self._client_factory = client_factory or door.get_prime_client
+        self._now = now
         self._last_discovery: float | None = None
         self._cycles = 0
 
@@ -157,18 +193,18 @@ class Poller:
         """One pass; returns what it did. Raises nothing for Kraken trouble (see `backoff`)."""
         self._cycles += 1
         report = CycleReport(number=self._cycles)
-        report.expired = services.requests_expire_stale(actor=ACTOR)
+        now = self._now()
+        report.expired = services.intents_expire_stale(actor=ACTOR, now=now)
         report.sent_left_behind = services.intents_send_left_behind(
-            actor=ACTOR, older_than=self.left_behind_after
+            actor=ACTOR, older_than=self.left_behind_after, now=now
         )
         try:
-            client = self._client_factory()
-            self._refresh_active(client, report)
-            self._discover(client, report)
+            self._refresh_active(report)
+            self._discover(report)
         except _Backoff as stop:
             report.errors.append(stop.reason)
             report.backoff = self.backoff.next_delay(at_least=stop.retry_after)
-        except Exception as exc:  # a bug or a broken connection setup: log, back off, go on
+        except Exception as exc:  # a bug, not Kraken (the door classifies those): log, go on
             logger.exception("prime_poll cycle failed")
             report.errors.append(f"{type(exc).__name__}: {exc}"[:200])
             report.backoff = self.backoff.next_delay()
@@ -176,45 +212,37 @@ class Poller:
             self.backoff.reset()
         return report
 
-    def _call(self, report: CycleReport, call: Callable[[], object]) -> object | None:
+    def _call(self, report: CycleReport, operation: Callable[[PrimeClient], T]) -> T | None:
+        """One Prime call through the door; ends the cycle (backoff) when Kraken is in trouble."""
         report.calls += 1
-        try:
-            return call()
-        except prime_errors.RateLimitedError as exc:
-            raise _Backoff("rate limited by Kraken", exc.retry_after or 0.0) from exc
-        except (prime_errors.ServiceUnavailableError, prime_errors.TransportError) as exc:
-            raise _Backoff(f"Kraken unavailable ({type(exc).__name__})") from exc
-        except (
-            prime_errors.InvalidKeyError,
-            prime_errors.InvalidSignatureError,
-            prime_errors.PermissionDeniedError,
-            prime_errors.TemporaryLockoutError,
-        ) as exc:
-            raise _Backoff(f"Kraken refused the portal's key ({type(exc).__name__})") from exc
-        except prime_errors.PrimeError as exc:
-            if exc.http_status is not None and exc.http_status >= 500:
-                raise _Backoff(f"Kraken answered HTTP {exc.http_status}") from exc
-            report.errors.append(f"{type(exc).__name__}: {exc}"[:200])
-            return None
+        attempt = door.attempt_prime(operation)
+        if attempt.done:
+            return attempt.result()
+        stop = backoff_for(attempt)
+        if stop is not None:
+            raise stop
+        report.errors.append(f"{type(attempt.error).__name__}: {attempt.error}"[:200])
+        return None
 
-    def _refresh_active(self, client, report: CycleReport) -> None:
+    def _refresh_active(self, report: CycleReport) -> None:
         for batch in selectors.active_batches_to_poll():
             if not self.bucket.take():
                 report.skipped_for_budget += 1
                 continue
-            remote = self._call(
-                report, lambda b=batch: client.get_settlement_batch(b.prime_batch_id)
-            )
-            if remote is None:
-                continue
-            summary = services.batch_apply(remote=remote, actor=ACTOR)
-            report.refreshed += 1
-            report.changes += summary.changes
-            report.reconciled += summary.reconciled
-            report.settled += summary.settled
-            report.voided += summary.voided
+            self._refresh_one(batch.prime_batch_id, report)
 
-    def _discover(self, client, report: CycleReport) -> None:
+    def _refresh_one(self, prime_batch_id: str, report: CycleReport) -> None:
+        remote = self._call(report, lambda client: client.get_settlement_batch(prime_batch_id))
+        if remote is None:
+            return
+        summary = services.batch_apply(remote=remote, actor=ACTOR)
+        report.refreshed += 1
+        report.changes += summary.changes
+        report.reconciled += summary.reconciled
+        report.settled += summary.settled
+        report.voided += summary.voided
+
+    def _discover(self, report: CycleReport) -> None:
         now = self._clock()
         if self._last_discovery is not None and now - self._last_discovery < self.discover_every:
             return
@@ -226,7 +254,7 @@ class Poller:
             report,
             # Every status: recent history shows on the batches page too. A batch found
             # here lacks its trade ids (list answers omit them); one Get fills them in.
-            lambda: client.list_settlement_batches(limit=DISCOVER_LIMIT),
+            lambda client: client.list_settlement_batches(limit=DISCOVER_LIMIT),
         )
         if page is None:
             return

@@ -6,15 +6,16 @@ import math
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from decimal import Decimal
 
 from django.conf import settings
 from django.db.models import Q
 from django.utils import timezone
 
+from portal.actors import Actor, actor_staff
 from portal.audit.models import AuditEvent, TargetType
 from portal.db import count_per_row
 from portal.paging import Keyset, KeysetPage
+from portal.settlement.messages import amount_text
 from portal.settlement.models import (
     OPEN_STATES,
     Batch,
@@ -22,7 +23,7 @@ from portal.settlement.models import (
     IntentState,
     Leg,
     LegStatus,
-    SettlementRequest,
+    SettlementIntent,
 )
 
 # A batch page shows at most this many timeline entries (newest kept).
@@ -68,11 +69,15 @@ class LegRow:
     """One leg and the intent that speaks for it (the open one, else the latest)."""
 
     leg: Leg
-    intent: SettlementRequest | None
+    intent: SettlementIntent | None
+    # Whether the person looking may approve or reject the intent (four eyes, role).
+    can_decide: bool = False
+    # Whether the person looking requested it (and so must leave the decision to another).
+    own_intent: bool = False
 
     @property
     def requestable(self) -> bool:
-        """True when a new request could be made (the service checks again)."""
+        """True when a new intent could be requested (the service checks again)."""
         return (
             (self.intent is None or not self.intent.is_open)
             and self.leg.status == LegStatus.UNSETTLED
@@ -162,7 +167,7 @@ def batch_by_id(*, prime_batch_id: str) -> Batch | None:
     return Batch.objects.filter(prime_batch_id=prime_batch_id).first()
 
 
-def freshness_of(batch: Batch, *, now: datetime | None = None) -> Freshness:
+def freshness_of(*, batch: Batch, now: datetime | None = None) -> Freshness:
     """Age of the batch's mirror and whether the poller has fallen behind."""
     now = now or timezone.now()
     if batch.last_refreshed_at is None:
@@ -172,16 +177,16 @@ def freshness_of(batch: Batch, *, now: datetime | None = None) -> Freshness:
     return Freshness(batch.last_refreshed_at, age, (not batch.is_final) and age > limit)
 
 
-def live_batch(*, prime_batch_id: str) -> LiveBatch:
-    """The batch, its legs and their intents: three queries."""
+def live_batch(*, prime_batch_id: str, viewer: Actor | None = None) -> LiveBatch:
+    """The batch, its legs and their intents, as `viewer` may act on them: three queries."""
     batch = Batch.objects.get(prime_batch_id=prime_batch_id)
     legs = list(Leg.objects.filter(batch=batch).order_by("asset"))
     intents = (
-        SettlementRequest.objects.filter(batch=batch)
+        SettlementIntent.objects.filter(batch=batch)
         .select_related("requested_by", "approved_by", "rejected_by")
         .order_by("-requested_at", "-id")
     )
-    chosen: dict[str, SettlementRequest] = {}
+    chosen: dict[str, SettlementIntent] = {}
     for intent in intents:
         current = chosen.get(intent.asset)
         if current is None or (intent.is_open and not current.is_open):
@@ -189,12 +194,24 @@ def live_batch(*, prime_batch_id: str) -> LiveBatch:
     rows = []
     for leg in legs:
         leg.batch = batch
-        intent = chosen.get(leg.asset)
-        if intent is not None:
-            intent.batch = batch
-            intent.leg = leg
-        rows.append(LegRow(leg=leg, intent=intent))
-    return LiveBatch(batch=batch, rows=rows, freshness=freshness_of(batch))
+        shown = chosen.get(leg.asset)
+        if shown is not None:
+            shown.batch = batch
+            shown.leg = leg
+        rows.append(_leg_row(leg, shown, viewer))
+    return LiveBatch(batch=batch, rows=rows, freshness=freshness_of(batch=batch))
+
+
+def _leg_row(leg: Leg, intent: SettlementIntent | None, viewer: Actor | None) -> LegRow:
+    staff = actor_staff(viewer)
+    if intent is None or staff is None:
+        return LegRow(leg=leg, intent=intent)
+    return LegRow(
+        leg=leg,
+        intent=intent,
+        can_decide=intent.can_be_decided_by(staff),
+        own_intent=intent.requested_by_id == staff.pk,
+    )
 
 
 def batch_timeline(*, prime_batch_id: str, leg_assets: Iterable[str]) -> list[AuditEvent]:
@@ -213,11 +230,12 @@ def batch_timeline(*, prime_batch_id: str, leg_assets: Iterable[str]) -> list[Au
     timeline = list(reversed(events))
     for event in timeline:
         is_leg = event.target_type == TargetType.LEG and event.target_id.startswith(prefix)
-        event.leg_asset = event.target_id[len(prefix) :] if is_leg else ""
+        # The template shows which leg an event is about; not a model field.
+        setattr(event, "leg_asset", event.target_id[len(prefix) :] if is_leg else "")  # noqa: B010
     return timeline
 
 
-def net_position_chart(rows: list[LegRow]) -> NetChart:
+def net_position_chart(*, rows: list[LegRow]) -> NetChart:
     """Bars either side of zero; lengths on a log scale because each asset has its own unit."""
     width, label_w, pad = 720, 90, 12
     row_h, bar_h, top = 30, 18, 26
@@ -238,7 +256,7 @@ def net_position_chart(rows: list[LegRow]) -> NetChart:
             ChartBar(
                 asset=row.leg.asset,
                 direction=row.leg.direction,
-                amount=_amount(row.leg.amount),
+                amount=amount_text(row.leg.amount),
                 y=round(y, 1),
                 x=round(x, 1),
                 width=round(length, 1),
@@ -263,24 +281,24 @@ def net_position_chart(rows: list[LegRow]) -> NetChart:
     )
 
 
-def batch_page(*, prime_batch_id: str) -> BatchPage:
+def batch_page(*, prime_batch_id: str, viewer: Actor | None = None) -> BatchPage:
     """Everything the batch page shows: four queries."""
-    live = live_batch(prime_batch_id=prime_batch_id)
+    live = live_batch(prime_batch_id=prime_batch_id, viewer=viewer)
     return BatchPage(
         live=live,
-        chart=net_position_chart(live.rows),
+        chart=net_position_chart(rows=live.rows),
         timeline=batch_timeline(
             prime_batch_id=prime_batch_id, leg_assets=[row.leg.asset for row in live.rows]
         ),
     )
 
 
-def request_for_action(*, request_id: int) -> SettlementRequest:
+def intent_for_action(*, intent_id: int) -> SettlementIntent:
     """One intent with its batch (for a view to find the page it belongs to)."""
-    return SettlementRequest.objects.select_related("batch").get(pk=request_id)
+    return SettlementIntent.objects.select_related("batch").get(pk=intent_id)
 
 
-def leg_for_request(*, prime_batch_id: str, asset: str) -> Leg:
+def leg_by_asset(*, prime_batch_id: str, asset: str) -> Leg:
     """One leg with its batch."""
     return Leg.objects.select_related("batch").get(
         batch__prime_batch_id=prime_batch_id, asset=asset
@@ -290,7 +308,7 @@ def leg_for_request(*, prime_batch_id: str, asset: str) -> Leg:
 def active_batches_to_poll() -> list[Batch]:
     """Batches the poller should refresh, most urgent first (in-flight intents first)."""
     busy = set(
-        SettlementRequest.objects.filter(state__in=OPEN_STATES).values_list("batch_id", flat=True)
+        SettlementIntent.objects.filter(state__in=OPEN_STATES).values_list("batch_id", flat=True)
     )
     # Final batches found by the list (which omits trade ids) get one Get as well.
     incomplete = Q(is_final=True, trade_count__gt=0, trade_ids=[])
@@ -298,10 +316,3 @@ def active_batches_to_poll() -> list[Batch]:
     far_past = timezone.now() - timedelta(days=3650)
     batches.sort(key=lambda b: (b.pk not in busy, b.last_refreshed_at or far_past, b.created_at))
     return batches
-
-
-def _amount(value: Decimal) -> str:
-    text = format(value, "f")
-    if "." in text:
-        text = text.rstrip("0").rstrip(".")
-    return text or "0"

@@ -1,13 +1,15 @@
 """Settlement pages: thin views over selectors (reads) and services (writes).
 
-No view calls Kraken except through a service a person triggered (create, request's
-approval, "check with Kraken"); the polled leg fragment reads only the database.
+No view calls Kraken except through a service a person triggered (create, an intent's
+approval, "check with Kraken"); the polled leg fragment reads only the database, and
+no GET writes (the poller expires stale intents).
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from functools import wraps
+from typing import Any
 
 from django.contrib import messages
 from django.core.exceptions import PermissionDenied
@@ -15,35 +17,36 @@ from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
+from portal.audit.services import audit_refusal
+from portal.settlement import messages as say
 from portal.settlement import selectors, services
 from portal.settlement.forms import BatchCreateForm, BatchFilterForm, RejectForm
-from portal.settlement.models import Batch, Leg, SettlementRequest
+from portal.settlement.models import Batch, Leg, SettlementIntent
 from portal.staff.access import require_perm
+from portal.staff.models import Staff
 from portal.staff.roles import APPROVE_SETTLEMENT, REQUEST_SETTLEMENT, VIEW_PORTAL
 from portal.web import StaffRequest, redirect_to, render_htmx, wants_fragment
 
 DETAIL = "settlement/batch_detail.html"
 
+View = Callable[..., HttpResponse]
 
-def require_any_perm(*perms: str) -> Callable:
+
+def require_any_perm(*perms: str) -> Callable[[View], View]:
     """Refuse with 403 (audited for writes) unless the person holds one of `perms`."""
 
-    def decorator(view: Callable[..., HttpResponse]) -> Callable[..., HttpResponse]:
+    def decorator(view: View) -> View:
         @wraps(view)
-        def wrapped(request: HttpRequest, *args, **kwargs) -> HttpResponse:
+        def wrapped(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
             if not any(request.user.has_perm(perm) for perm in perms):
                 if request.method not in ("GET", "HEAD", "OPTIONS"):
-                    from portal.audit.services import audit_refusal
-
                     audit_refusal(
                         actor=request.user, permission=" or ".join(perms), path=request.path
                     )
-                raise PermissionDenied(
-                    "You need the Operator or Approver role for this. Ask an Admin if you need it."
-                )
+                raise PermissionDenied(say.NEED_OPERATOR_OR_APPROVER)
             return view(request, *args, **kwargs)
 
-        wrapped.required_permission = perms
+        wrapped.required_permission = perms  # type: ignore[attr-defined]
         return wrapped
 
     return decorator
@@ -70,7 +73,7 @@ def batch_list(request: StaffRequest) -> HttpResponse:
 
 @require_http_methods(["GET", "POST"])
 @require_perm(REQUEST_SETTLEMENT)
-def batch_create(request: HttpRequest) -> HttpResponse:
+def batch_create(request: StaffRequest) -> HttpResponse:
     """Ask Kraken for a new batch of one asset kind."""
     template = "settlement/batch_create.html"
     if request.method == "GET":
@@ -89,43 +92,39 @@ def batch_create(request: HttpRequest) -> HttpResponse:
         context = {"create_form": form, "error": str(exc)}
         return render_htmx(request, template, "create-form", context, status=409)
     messages.success(
-        request, f"Batch {batch.prime_batch_id} created with {batch.trade_count} trades."
+        request, say.BATCH_CREATED.format(batch_id=batch.prime_batch_id, trades=batch.trade_count)
     )
     return redirect_to(request, "settlement:batch-detail", prime_batch_id=batch.prime_batch_id)
 
 
-def _page_or_404(prime_batch_id: str) -> selectors.BatchPage:
+def _page_or_404(prime_batch_id: str, viewer: Staff) -> selectors.BatchPage:
     try:
-        return selectors.batch_page(prime_batch_id=prime_batch_id)
+        return selectors.batch_page(prime_batch_id=prime_batch_id, viewer=viewer)
     except Batch.DoesNotExist:
         raise Http404 from None
 
 
-def _live_or_404(prime_batch_id: str) -> selectors.LiveBatch:
+def _live_or_404(prime_batch_id: str, viewer: Staff) -> selectors.LiveBatch:
     try:
-        return selectors.live_batch(prime_batch_id=prime_batch_id)
+        return selectors.live_batch(prime_batch_id=prime_batch_id, viewer=viewer)
     except Batch.DoesNotExist:
         raise Http404 from None
 
 
 @require_GET
 @require_perm(VIEW_PORTAL)
-def batch_detail(request: HttpRequest, prime_batch_id: str) -> HttpResponse:
-    """One batch: trades, legs with their requests, the net chart and the timeline."""
-    batch = selectors.batch_by_id(prime_batch_id=prime_batch_id)
-    if batch is None:
-        raise Http404
-    services.requests_expire_stale(batch=batch)  # expiry on read, as well as in the poller
-    page = _page_or_404(prime_batch_id)
+def batch_detail(request: StaffRequest, prime_batch_id: str) -> HttpResponse:
+    """One batch: trades, legs with their intents, the net chart and the timeline."""
+    page = _page_or_404(prime_batch_id, request.user)
     context = {"live": page.live, "chart": page.chart, "timeline": page.timeline}
     return render_htmx(request, DETAIL, "live", context)
 
 
 @require_GET
 @require_perm(VIEW_PORTAL)
-def batch_live(request: HttpRequest, prime_batch_id: str) -> HttpResponse:
+def batch_live(request: StaffRequest, prime_batch_id: str) -> HttpResponse:
     """The polled fragment: batch state and leg rows, from the portal's database only."""
-    live = _live_or_404(prime_batch_id)
+    live = _live_or_404(prime_batch_id, request.user)
     if not wants_fragment(request):
         return redirect("settlement:batch-detail", prime_batch_id=prime_batch_id)
     # A final batch changes no more: htmx stops polling on this answer.
@@ -133,7 +132,7 @@ def batch_live(request: HttpRequest, prime_batch_id: str) -> HttpResponse:
 
 
 def _after_action(
-    request: HttpRequest,
+    request: StaffRequest,
     prime_batch_id: str,
     *,
     error: str = "",
@@ -143,14 +142,14 @@ def _after_action(
     """Re-render the live fragment the action came from (or go back to the page)."""
     if not wants_fragment(request):
         return redirect("settlement:batch-detail", prime_batch_id=prime_batch_id)
-    live = _live_or_404(prime_batch_id)
+    live = _live_or_404(prime_batch_id, request.user)
     context = {"live": live, "action_error": error, "error_asset": error_asset}
     return render_htmx(request, DETAIL, "live", context, status=status)
 
 
 @require_POST
 @require_any_perm(REQUEST_SETTLEMENT, APPROVE_SETTLEMENT)
-def batch_refresh(request: HttpRequest, prime_batch_id: str) -> HttpResponse:
+def batch_refresh(request: StaffRequest, prime_batch_id: str) -> HttpResponse:
     """Check with Kraken now (GetPrimeSettlementBatch); reconciles unknown outcomes."""
     if selectors.batch_by_id(prime_batch_id=prime_batch_id) is None:
         raise Http404
@@ -160,53 +159,52 @@ def batch_refresh(request: HttpRequest, prime_batch_id: str) -> HttpResponse:
         messages.error(request, str(exc))
         return _after_action(request, prime_batch_id, error=str(exc), status=409)
     messages.info(
-        request,
-        f"Checked with Kraken: {summary.changes} change(s), {summary.reconciled} "
-        "unknown outcome(s) resolved.",
+        request, say.CHECKED.format(changes=summary.changes, reconciled=summary.reconciled)
     )
     return _after_action(request, prime_batch_id)
 
 
 def _get_leg(prime_batch_id: str, asset: str) -> Leg:
     try:
-        return selectors.leg_for_request(prime_batch_id=prime_batch_id, asset=asset)
+        return selectors.leg_by_asset(prime_batch_id=prime_batch_id, asset=asset)
     except Leg.DoesNotExist:
         raise Http404 from None
 
 
-def _get_request(request_id: int) -> SettlementRequest:
+def _get_intent(intent_id: int) -> SettlementIntent:
     try:
-        return selectors.request_for_action(request_id=request_id)
-    except SettlementRequest.DoesNotExist:
+        return selectors.intent_for_action(intent_id=intent_id)
+    except SettlementIntent.DoesNotExist:
         raise Http404 from None
 
 
 @require_POST
 @require_perm(REQUEST_SETTLEMENT)
-def leg_request(request: HttpRequest, prime_batch_id: str, asset: str) -> HttpResponse:
+def leg_request(request: StaffRequest, prime_batch_id: str, asset: str) -> HttpResponse:
     """An Operator asks for a leg to be settled (an Approver must then approve)."""
     leg = _get_leg(prime_batch_id, asset)
     try:
-        intent = services.leg_request(leg=leg, actor=request.user)
+        intent = services.intent_request(leg=leg, actor=request.user)
     except services.SettlementError as exc:
         messages.error(request, str(exc))
         return _after_action(request, prime_batch_id, error=str(exc), error_asset=asset, status=409)
     messages.success(
         request,
-        f"Settlement of {intent.direction} {services.amount_text(intent.amount)} {asset} "
-        "requested. Another person with the Approver role must approve it.",
+        say.REQUESTED_FOR_APPROVAL.format(
+            direction=intent.direction, amount=say.amount_text(intent.amount), asset=asset
+        ),
     )
     return _after_action(request, prime_batch_id)
 
 
 @require_POST
 @require_perm(APPROVE_SETTLEMENT)
-def leg_approve(request: HttpRequest, request_id: int) -> HttpResponse:
+def intent_approve(request: StaffRequest, intent_id: int) -> HttpResponse:
     """An Approver (not the requester) approves; the leg is sent to Kraken once."""
-    intent = _get_request(request_id)
+    intent = _get_intent(intent_id)
     batch_id = intent.batch.prime_batch_id
     try:
-        result = services.leg_approve(request_id=request_id, actor=request.user)
+        result = services.intent_approve(intent_id=intent_id, actor=request.user)
     except services.NotAllowedError as exc:
         raise PermissionDenied(str(exc)) from exc
     except services.SettlementError as exc:
@@ -220,17 +218,17 @@ def leg_approve(request: HttpRequest, request_id: int) -> HttpResponse:
 
 @require_POST
 @require_perm(APPROVE_SETTLEMENT)
-def leg_reject(request: HttpRequest, request_id: int) -> HttpResponse:
-    """An Approver (not the requester) rejects a request, with a reason."""
-    intent = _get_request(request_id)
+def intent_reject(request: StaffRequest, intent_id: int) -> HttpResponse:
+    """An Approver (not the requester) rejects an intent, with a reason."""
+    intent = _get_intent(intent_id)
     batch_id = intent.batch.prime_batch_id
     form = RejectForm(request.POST)
     if not form.is_valid():
-        error = " ".join(form.errors.get("reason", ["Give a reason for the rejection."]))
+        error = " ".join(str(e) for e in form.errors.get("reason") or [say.REASON_REQUIRED])
         return _after_action(request, batch_id, error=error, error_asset=intent.asset, status=422)
     try:
-        services.leg_reject(
-            request_id=request_id, actor=request.user, reason=form.cleaned_data["reason"]
+        services.intent_reject(
+            intent_id=intent_id, actor=request.user, reason=form.cleaned_data["reason"]
         )
     except services.NotAllowedError as exc:
         raise PermissionDenied(str(exc)) from exc
@@ -239,5 +237,5 @@ def leg_reject(request: HttpRequest, request_id: int) -> HttpResponse:
         return _after_action(
             request, batch_id, error=str(exc), error_asset=intent.asset, status=409
         )
-    messages.success(request, f"Request to settle {intent.asset} rejected.")
+    messages.success(request, say.INTENT_REJECTED.format(asset=intent.asset))
     return _after_action(request, batch_id)

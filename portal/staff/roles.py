@@ -38,9 +38,11 @@ ROLE_PERMISSIONS: dict[str, tuple[str, ...]] = {
 NAVIGATION: tuple[tuple[str, str, str], ...] = (
     ("Prime users", "users:list", VIEW_PORTAL),
     ("Settlement", "settlement:batch-list", VIEW_PORTAL),
+    ("Approvals", "approvals:inbox", VIEW_PORTAL),
     ("Audit trail", "audit:list", VIEW_PORTAL),
     ("Staff", "staff:list", MANAGE_STAFF),
     ("Prime connection", "connection:settings", MANAGE_CONNECTION),
+    ("Approval policy", "approvals:policy", MANAGE_STAFF),
 )
 
 

@@ -136,13 +136,13 @@ def _history(batch_id: str, count: int) -> None:
 
 def _intents(batch_id: str, count: int, requester) -> None:
     """`count` finished (rejected) requests on one leg: the history a busy leg collects."""
-    from portal.settlement.models import Leg, SettlementRequest
+    from portal.settlement.models import Leg, SettlementIntent
 
     leg = Leg.objects.filter(batch__prime_batch_id=batch_id).order_by("asset").first()
     now = timezone.now()
-    SettlementRequest.objects.bulk_create(
+    SettlementIntent.objects.bulk_create(
         [
-            SettlementRequest(
+            SettlementIntent(
                 batch_id=leg.batch_id,
                 leg=leg,
                 asset=leg.asset,

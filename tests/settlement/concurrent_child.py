@@ -38,10 +38,10 @@ def run_calls(env, action, object_id, actor_ids, ready, go, results) -> None:
         go.wait(30)
         try:
             if action == "approve":
-                result = services.leg_approve(request_id=object_id, actor=actor)
+                result = services.intent_approve(intent_id=object_id, actor=actor)
                 results.put(("process", os.getpid(), result.level, result.message))
             else:
-                intent = services.leg_request(leg=leg, actor=actor)
+                intent = services.intent_request(leg=leg, actor=actor)
                 results.put(("process", os.getpid(), "success", f"intent {intent.pk}"))
         except services.SettlementError as exc:
             results.put(("process", os.getpid(), "refused", str(exc)))

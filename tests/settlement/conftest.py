@@ -11,7 +11,7 @@ from django.utils import timezone
 
 from portal.actors import SystemActor
 from portal.settlement import services
-from portal.settlement.models import Batch, IntentState, Leg, SettlementRequest
+from portal.settlement.models import Batch, IntentState, Leg, SettlementIntent
 
 # Buy 1.5 BTC at 30000 USD and sell 10 ETH at 2000 USD:
 # BTC +1.5 (incoming), ETH -10 (outgoing), USD -45000 + 20000 = -25000 (outgoing).
@@ -57,7 +57,7 @@ def mirror_batch(
     return batch
 
 
-def open_request(leg: Leg, requester, *, state=IntentState.REQUESTED, **extra) -> SettlementRequest:
+def open_intent(leg: Leg, requester, *, state=IntentState.REQUESTED, **extra) -> SettlementIntent:
     """An intent written straight to the database (for tests that need a given state)."""
     now = timezone.now()
     fields = {
@@ -72,7 +72,7 @@ def open_request(leg: Leg, requester, *, state=IntentState.REQUESTED, **extra) -
         "expires_at": now + timedelta(hours=1),
     }
     fields.update(extra)
-    return SettlementRequest.objects.create(**fields)
+    return SettlementIntent.objects.create(**fields)
 
 
 @pytest.fixture
@@ -115,3 +115,21 @@ def child_environment(sandbox=None) -> dict[str, str]:
         env["PRIME_API_SECRET"] = sandbox.admin_secret
     env["DJANGO_SETTINGS_MODULE"] = "portal.settings"
     return env
+
+
+def said(template: str, *, html: bool = False) -> str:
+    """A pattern matching one of `portal.settlement.messages`, whatever fills its blanks.
+
+    With ``html=True`` it matches the message as a page shows it (HTML-escaped).
+    """
+    import re
+    import string
+
+    from django.utils.html import escape
+
+    parts = []
+    for literal, field, _spec, _conv in string.Formatter().parse(template):
+        parts.append(re.escape(escape(literal) if html else literal))
+        if field is not None:
+            parts.append(".+?")
+    return "".join(parts)

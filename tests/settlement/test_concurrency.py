@@ -10,7 +10,7 @@ import pytest
 from portal.actors import SystemActor
 from portal.audit.models import AuditAction, AuditEvent
 from portal.settlement import services
-from portal.settlement.models import IntentState, Leg, SettlementRequest
+from portal.settlement.models import IntentState, Leg, SettlementIntent
 from tests.conftest import make_staff
 from tests.settlement import concurrent_child
 from tests.settlement.conftest import child_environment, settle_calls
@@ -64,10 +64,10 @@ def _race(
         go.wait(30)
         try:
             if action == "approve":
-                result = services.leg_approve(request_id=object_id, actor=actor)
+                result = services.intent_approve(intent_id=object_id, actor=actor)
                 outcome = ("thread", threading.get_ident(), result.level, result.message)
             else:
-                intent = services.leg_request(leg=leg, actor=actor)
+                intent = services.intent_request(leg=leg, actor=actor)
                 outcome = ("thread", threading.get_ident(), "success", f"intent {intent.pk}")
         except services.SettlementError as exc:
             outcome = ("thread", threading.get_ident(), "refused", str(exc))
@@ -121,7 +121,7 @@ def test_concurrent_approvals_from_threads_and_processes_while_polling_settle_on
 ):
     third = make_staff("cory.approver", "Approver")
     leg = Leg.objects.select_related("batch").get(batch=kraken_batch, asset="BTC")
-    intent = services.leg_request(leg=leg, actor=operator)
+    intent = services.intent_request(leg=leg, actor=operator)
 
     outcomes = _race(
         prime_settings,
@@ -153,7 +153,7 @@ def test_concurrent_requests_of_one_leg_make_exactly_one_intent(
 
     assert len([o for o in outcomes if o[2] == "success"]) == 1, outcomes
     assert {o[2] for o in outcomes} == {"success", "refused"}
-    assert SettlementRequest.objects.filter(leg=leg).count() == 1
+    assert SettlementIntent.objects.filter(leg=leg).count() == 1
     assert (
         AuditEvent.objects.filter(action=AuditAction.LEG_REQUESTED, outcome="succeeded").count()
         == 1
@@ -167,8 +167,8 @@ def test_a_second_approval_after_an_unknown_outcome_never_resends(
     prime_settings.control.inject_fault("drop_after_execute", services.SETTLE)
     prime_settings.control.inject_fault("http_500", services.GET_BATCH, count=20)
     leg = Leg.objects.select_related("batch").get(batch=kraken_batch, asset="USD")
-    intent = services.leg_request(leg=leg, actor=operator)
-    first = services.leg_approve(request_id=intent.pk, actor=approver)
+    intent = services.intent_request(leg=leg, actor=operator)
+    first = services.intent_approve(intent_id=intent.pk, actor=approver)
     assert first.intent.state == IntentState.OUTCOME_UNKNOWN
     prime_settings.control.clear_faults()
 

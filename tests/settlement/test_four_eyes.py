@@ -10,9 +10,9 @@ from django.utils import timezone
 
 from portal.actors import SystemActor
 from portal.audit.models import AuditAction, AuditEvent, Outcome
-from portal.settlement import services
-from portal.settlement.models import OPEN_STATES, IntentState, Leg, SettlementRequest
-from tests.settlement.conftest import mirror_batch, open_request
+from portal.settlement import messages, services
+from portal.settlement.models import OPEN_STATES, IntentState, Leg, SettlementIntent
+from tests.settlement.conftest import mirror_batch, open_intent, said
 
 pytestmark = pytest.mark.django_db
 
@@ -23,7 +23,7 @@ def _leg(batch, asset="BTC") -> Leg:
 
 def test_an_operator_requests_a_leg_for_the_exact_amount_and_direction(operator):
     batch = mirror_batch()
-    intent = services.leg_request(leg=_leg(batch), actor=operator)
+    intent = services.intent_request(leg=_leg(batch), actor=operator)
     assert intent.state == IntentState.REQUESTED
     assert (intent.asset, intent.direction, intent.amount) == ("BTC", "incoming", 1.5)
     assert intent.requested_by == operator
@@ -35,17 +35,17 @@ def test_an_operator_requests_a_leg_for_the_exact_amount_and_direction(operator)
 
 def test_the_request_expires_after_the_configured_time(operator, settings):
     settings.SETTLEMENT_REQUEST_TTL_SECONDS = 90
-    intent = services.leg_request(leg=_leg(mirror_batch()), actor=operator)
+    intent = services.intent_request(leg=_leg(mirror_batch()), actor=operator)
     ttl = intent.expires_at - intent.requested_at
     assert ttl == timedelta(seconds=90)
 
 
 def test_a_second_request_for_the_same_leg_is_refused_while_one_is_open(operator):
     leg = _leg(mirror_batch())
-    services.leg_request(leg=leg, actor=operator)
-    with pytest.raises(services.SettlementError, match="already has an open request"):
-        services.leg_request(leg=leg, actor=operator)
-    assert SettlementRequest.objects.filter(leg=leg).count() == 1
+    services.intent_request(leg=leg, actor=operator)
+    with pytest.raises(services.SettlementError, match=said(messages.LEG_HAS_OPEN_INTENT)):
+        services.intent_request(leg=leg, actor=operator)
+    assert SettlementIntent.objects.filter(leg=leg).count() == 1
     refused = AuditEvent.objects.get(action=AuditAction.LEG_REQUESTED, outcome=Outcome.REFUSED)
     assert "open request" in refused.message
 
@@ -54,8 +54,8 @@ def test_only_operators_may_request(approver, viewer):
     leg = _leg(mirror_batch())
     for person in (approver, viewer):
         with pytest.raises(services.NotAllowedError):
-            services.leg_request(leg=leg, actor=person)
-    assert not SettlementRequest.objects.exists()
+            services.intent_request(leg=leg, actor=person)
+    assert not SettlementIntent.objects.exists()
     assert AuditEvent.objects.filter(outcome=Outcome.REFUSED).count() == 2
 
 
@@ -63,26 +63,26 @@ def test_a_settled_or_unsettleable_leg_cannot_be_requested(operator):
     batch = mirror_batch()
     Leg.objects.filter(batch=batch, asset="BTC").update(status="settling", can_settle=False)
     Leg.objects.filter(batch=batch, asset="USD").update(can_settle=False)
-    with pytest.raises(services.SettlementError, match="settling"):
-        services.leg_request(leg=_leg(batch, "BTC"), actor=operator)
-    with pytest.raises(services.SettlementError, match="cannot be settled"):
-        services.leg_request(leg=_leg(batch, "USD"), actor=operator)
+    with pytest.raises(services.SettlementError, match=said(messages.LEG_NOT_UNSETTLED)):
+        services.intent_request(leg=_leg(batch, "BTC"), actor=operator)
+    with pytest.raises(services.SettlementError, match=said(messages.LEG_CANNOT_SETTLE)):
+        services.intent_request(leg=_leg(batch, "USD"), actor=operator)
 
 
 def test_a_completed_batch_cannot_be_requested(operator):
     batch = mirror_batch(status="completed")
     Leg.objects.filter(batch=batch).update(status="unsettled", can_settle=True)
-    with pytest.raises(services.SettlementError, match="completed"):
-        services.leg_request(leg=_leg(batch), actor=operator)
+    with pytest.raises(services.SettlementError, match=said(messages.BATCH_FINAL)):
+        services.intent_request(leg=_leg(batch), actor=operator)
 
 
 def test_the_requester_cannot_approve_their_own_request(db):
     from tests.conftest import make_staff
 
     both = make_staff("olga.both", "Operator", "Approver")
-    intent = services.leg_request(leg=_leg(mirror_batch()), actor=both)
-    with pytest.raises(services.NotAllowedError, match="cannot approve"):
-        services.leg_approve(request_id=intent.pk, actor=both)
+    intent = services.intent_request(leg=_leg(mirror_batch()), actor=both)
+    with pytest.raises(services.NotAllowedError, match=said(messages.OWN_INTENT)):
+        services.intent_approve(intent_id=intent.pk, actor=both)
     intent.refresh_from_db()
     assert intent.state == IntentState.REQUESTED
     refused = AuditEvent.objects.get(action=AuditAction.LEG_APPROVED)
@@ -94,41 +94,41 @@ def test_the_requester_cannot_reject_their_own_request_either(db):
     from tests.conftest import make_staff
 
     both = make_staff("olga.both", "Operator", "Approver")
-    intent = services.leg_request(leg=_leg(mirror_batch()), actor=both)
+    intent = services.intent_request(leg=_leg(mirror_batch()), actor=both)
     with pytest.raises(services.NotAllowedError):
-        services.leg_reject(request_id=intent.pk, actor=both, reason="no")
+        services.intent_reject(intent_id=intent.pk, actor=both, reason="no")
     intent.refresh_from_db()
     assert intent.state == IntentState.REQUESTED
 
 
 def test_an_operator_cannot_approve(operator, admin):
-    intent = services.leg_request(leg=_leg(mirror_batch()), actor=operator)
-    with pytest.raises(services.NotAllowedError, match="Approver role"):
-        services.leg_approve(request_id=intent.pk, actor=admin)
+    intent = services.intent_request(leg=_leg(mirror_batch()), actor=operator)
+    with pytest.raises(services.NotAllowedError, match=said(messages.NEED_APPROVER)):
+        services.intent_approve(intent_id=intent.pk, actor=admin)
 
 
 def test_an_approver_rejects_with_a_reason(operator, approver):
-    intent = services.leg_request(leg=_leg(mirror_batch()), actor=operator)
-    with pytest.raises(services.SettlementError, match="reason"):
-        services.leg_reject(request_id=intent.pk, actor=approver, reason="   ")
-    rejected = services.leg_reject(request_id=intent.pk, actor=approver, reason="Wrong amount")
+    intent = services.intent_request(leg=_leg(mirror_batch()), actor=operator)
+    with pytest.raises(services.SettlementError, match=said(messages.REASON_REQUIRED)):
+        services.intent_reject(intent_id=intent.pk, actor=approver, reason="   ")
+    rejected = services.intent_reject(intent_id=intent.pk, actor=approver, reason="Wrong amount")
     assert rejected.state == IntentState.REJECTED
     assert rejected.rejected_by == approver
     assert rejected.reject_reason == "Wrong amount"
     event = AuditEvent.objects.get(action=AuditAction.LEG_REJECTED, outcome=Outcome.SUCCEEDED)
     assert event.message == "Wrong amount"
     # Rejected is final: the leg can be requested again.
-    again = services.leg_request(leg=_leg(intent.batch), actor=operator)
+    again = services.intent_request(leg=_leg(intent.batch), actor=operator)
     assert again.state == IntentState.REQUESTED
 
 
 def test_an_expired_request_cannot_be_approved(operator, approver):
-    intent = services.leg_request(leg=_leg(mirror_batch()), actor=operator)
-    SettlementRequest.objects.filter(pk=intent.pk).update(
+    intent = services.intent_request(leg=_leg(mirror_batch()), actor=operator)
+    SettlementIntent.objects.filter(pk=intent.pk).update(
         expires_at=timezone.now() - timedelta(seconds=1)
     )
-    with pytest.raises(services.SettlementError, match="Expired"):
-        services.leg_approve(request_id=intent.pk, actor=approver)
+    with pytest.raises(services.SettlementError, match=said(messages.EXPIRED)):
+        services.intent_approve(intent_id=intent.pk, actor=approver)
     intent.refresh_from_db()
     assert intent.state == IntentState.EXPIRED
     assert AuditEvent.objects.filter(action=AuditAction.LEG_EXPIRED).count() == 1
@@ -136,23 +136,23 @@ def test_an_expired_request_cannot_be_approved(operator, approver):
 
 def test_stale_requests_expire_and_free_the_leg(operator):
     leg = _leg(mirror_batch())
-    intent = services.leg_request(leg=leg, actor=operator)
-    SettlementRequest.objects.filter(pk=intent.pk).update(
+    intent = services.intent_request(leg=leg, actor=operator)
+    SettlementIntent.objects.filter(pk=intent.pk).update(
         expires_at=timezone.now() - timedelta(seconds=1)
     )
-    assert services.requests_expire_stale() == 1
-    assert services.requests_expire_stale() == 0
+    assert services.intents_expire_stale() == 1
+    assert services.intents_expire_stale() == 0
     intent.refresh_from_db()
     assert intent.state == IntentState.EXPIRED
-    assert services.leg_request(leg=leg, actor=operator).state == IntentState.REQUESTED
+    assert services.intent_request(leg=leg, actor=operator).state == IntentState.REQUESTED
 
 
 def test_a_request_whose_leg_changed_in_the_mirror_is_void_at_approval(operator, approver):
     leg = _leg(mirror_batch())
-    intent = services.leg_request(leg=leg, actor=operator)
+    intent = services.intent_request(leg=leg, actor=operator)
     Leg.objects.filter(pk=leg.pk).update(amount="1.6")
-    with pytest.raises(services.SettlementError, match="Void"):
-        services.leg_approve(request_id=intent.pk, actor=approver)
+    with pytest.raises(services.SettlementError, match=said(messages.VOID)):
+        services.intent_approve(intent_id=intent.pk, actor=approver)
     intent.refresh_from_db()
     assert intent.state == IntentState.VOIDED
     assert AuditEvent.objects.filter(action=AuditAction.LEG_VOIDED).count() == 1
@@ -160,9 +160,9 @@ def test_a_request_whose_leg_changed_in_the_mirror_is_void_at_approval(operator,
 
 def test_the_database_allows_one_open_intent_per_leg(operator):
     leg = _leg(mirror_batch())
-    open_request(leg, operator)
+    open_intent(leg, operator)
     with pytest.raises(IntegrityError), transaction.atomic():
-        open_request(leg, operator, state=IntentState.OUTCOME_UNKNOWN)
+        open_intent(leg, operator, state=IntentState.OUTCOME_UNKNOWN)
 
 
 @pytest.mark.parametrize(
@@ -177,14 +177,14 @@ def test_the_database_allows_one_open_intent_per_leg(operator):
 )
 def test_closed_intents_do_not_hold_the_leg(operator, closed):
     leg = _leg(mirror_batch())
-    open_request(leg, operator, state=closed)
-    open_request(leg, operator, state=closed)
-    assert open_request(leg, operator).state == IntentState.REQUESTED
+    open_intent(leg, operator, state=closed)
+    open_intent(leg, operator, state=closed)
+    assert open_intent(leg, operator).state == IntentState.REQUESTED
 
 
 def test_the_constraint_covers_exactly_the_open_states():
     constraint = next(
-        c for c in SettlementRequest._meta.constraints if c.name == "settle_one_open_intent_per_leg"
+        c for c in SettlementIntent._meta.constraints if c.name == "settle_one_open_intent_per_leg"
     )
     (lookup, values) = constraint.condition.children[0]
     assert lookup == "state__in"
@@ -222,9 +222,9 @@ def _remote(batch, legs, *, status="unsettled"):
 
 def test_a_leg_changed_at_kraken_voids_its_unsent_requests(operator, approver):
     batch = mirror_batch()
-    btc = services.leg_request(leg=_leg(batch, "BTC"), actor=operator)
-    usd = services.leg_request(leg=_leg(batch, "USD"), actor=operator)
-    SettlementRequest.objects.filter(pk=usd.pk).update(state=IntentState.APPROVED)
+    btc = services.intent_request(leg=_leg(batch, "BTC"), actor=operator)
+    usd = services.intent_request(leg=_leg(batch, "USD"), actor=operator)
+    SettlementIntent.objects.filter(pk=usd.pk).update(state=IntentState.APPROVED)
     remote = _remote(batch, [("BTC", "incoming", "1.5000"), ("USD", "incoming", "45000")])
 
     summary = services.batch_apply(remote=remote, actor=SystemActor.POLLER)
@@ -241,18 +241,18 @@ def test_a_leg_changed_at_kraken_voids_its_unsent_requests(operator, approver):
     changed = AuditEvent.objects.get(action=AuditAction.LEG_STATUS_CHANGED)
     assert changed.before["direction"] == "outgoing" and changed.after["direction"] == "incoming"
     # The void request no longer holds the leg.
-    assert services.leg_request(leg=_leg(batch, "USD"), actor=operator).direction == "incoming"
+    assert services.intent_request(leg=_leg(batch, "USD"), actor=operator).direction == "incoming"
 
 
 def test_a_leg_gone_at_kraken_voids_its_request(operator):
     batch = mirror_batch()
-    intent = services.leg_request(leg=_leg(batch, "USD"), actor=operator)
+    intent = services.intent_request(leg=_leg(batch, "USD"), actor=operator)
     services.batch_apply(
         remote=_remote(batch, [("BTC", "incoming", "1.5")]), actor=SystemActor.POLLER
     )
     intent.refresh_from_db()
     assert intent.state == IntentState.VOIDED
-    assert "no longer lists this leg" in intent.note
+    assert messages.VOID_LEG_GONE in intent.note
 
 
 def test_a_status_change_at_kraken_is_audited_once(operator):

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import io
+import queue
 import signal
 import subprocess
 import sys
+import threading
 import time
-from datetime import timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -15,11 +17,11 @@ from django.core.management import call_command
 from django.utils import timezone
 
 from portal.audit.models import AuditAction, AuditEvent
-from portal.settlement import services
+from portal.settlement import messages, services
 from portal.settlement.models import Batch, IntentState, Leg
 from portal.settlement.poller import Backoff, Poller, TokenBucket
 from primeapi import PrimeClient
-from tests.settlement.conftest import TRADES, child_environment, mirror_batch, open_request
+from tests.settlement.conftest import TRADES, child_environment, mirror_batch, open_intent
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -30,6 +32,19 @@ class FakeClock:
 
     def __call__(self) -> float:
         return self.now
+
+
+class FakeWallClock:
+    """An aware wall clock that moves only when the test says so."""
+
+    def __init__(self, start: datetime) -> None:
+        self.now = start
+
+    def __call__(self) -> datetime:
+        return self.now
+
+    def advance(self, by: timedelta) -> None:
+        self.now += by
 
 
 # --- the budget and the backoff (no database, no Kraken) --------------------------------------
@@ -70,8 +85,8 @@ def test_a_cycle_follows_a_transfer_to_settled_and_audits_it_as_the_poller(
     kraken_batch, operator, approver, prime_settings
 ):
     leg = Leg.objects.select_related("batch").get(batch=kraken_batch, asset="BTC")
-    intent = services.leg_request(leg=leg, actor=operator)
-    services.leg_approve(request_id=intent.pk, actor=approver)
+    intent = services.intent_request(leg=leg, actor=operator)
+    services.intent_approve(intent_id=intent.pk, actor=approver)
     prime_settings.control.complete_pending_transfers()
     poller = Poller(interval=5, budget_per_minute=30)
     report = poller.run_cycle()
@@ -83,6 +98,26 @@ def test_a_cycle_follows_a_transfer_to_settled_and_audits_it_as_the_poller(
     )
     assert changed.filter(target_id=intent.audit_id).exists()
     assert "prime_poll cycle=1" in report.line(1.0, 5.0)
+
+
+@pytest.mark.django_db
+def test_a_cycle_expires_requests_past_their_deadline_on_its_own_clock(
+    operator, approver, prime_settings
+):
+    leg = Leg.objects.get(batch=mirror_batch(), asset="BTC")
+    intent = services.intent_request(leg=leg, actor=operator)
+    wall = FakeWallClock(timezone.now())
+    poller = Poller(interval=5, budget_per_minute=30, now=wall)
+    assert poller.run_cycle().expired == 0  # still within its deadline
+    intent.refresh_from_db()
+    assert intent.state == IntentState.REQUESTED
+    wall.advance(intent.expires_at - wall.now + timedelta(seconds=1))
+    assert poller.run_cycle().expired == 1
+    intent.refresh_from_db()
+    assert intent.state == IntentState.EXPIRED
+    assert intent.note == messages.EXPIRED
+    expired = AuditEvent.objects.get(action=AuditAction.LEG_EXPIRED)
+    assert expired.actor_label == "system:prime_poll"
 
 
 @pytest.mark.django_db
@@ -129,7 +164,7 @@ def test_server_errors_and_dropped_connections_back_off_exponentially(kraken_bat
 @pytest.mark.django_db
 def test_a_cycle_expires_stale_requests(operator, prime_settings):
     batch = mirror_batch()
-    intent = open_request(
+    intent = open_intent(
         Leg.objects.get(batch=batch, asset="BTC"),
         operator,
         expires_at=timezone.now() - timedelta(seconds=1),
@@ -146,7 +181,7 @@ def test_a_cycle_expires_stale_requests(operator, prime_settings):
 def test_a_cycle_reconciles_an_unknown_outcome(kraken_batch, operator, approver, prime_settings):
     client = PrimeClient(prime_settings.url, prime_settings.admin_key, prime_settings.admin_secret)
     transfer = client.settle_settlement_batch_asset(kraken_batch.prime_batch_id, "ETH").transfer
-    intent = open_request(
+    intent = open_intent(
         Leg.objects.get(batch=kraken_batch, asset="ETH"),
         operator,
         state=IntentState.OUTCOME_UNKNOWN,
@@ -167,7 +202,7 @@ def test_a_cycle_reconciles_an_unknown_outcome(kraken_batch, operator, approver,
 def test_a_cycle_sends_an_approval_its_approver_left_unsent(
     kraken_batch, operator, approver, prime_settings
 ):
-    intent = open_request(
+    intent = open_intent(
         Leg.objects.get(batch=kraken_batch, asset="BTC"),
         operator,
         state=IntentState.APPROVED,
@@ -226,19 +261,27 @@ def test_the_process_logs_each_cycle_and_stops_cleanly_on_sigterm(prime_settings
         stderr=subprocess.PIPE,
         text=True,
     )
+    lines: queue.Queue[str] = queue.Queue()
+    kept: list[str] = []
+    reader = threading.Thread(target=lambda: [lines.put(line) for line in process.stderr or ()])
+    reader.start()
     try:
-        deadline = time.monotonic() + 30
-        while time.monotonic() < deadline:
-            calls = prime_settings.control.calls("ListPrimeSettlementBatches")
-            if calls:
-                break
-            time.sleep(0.2)
-        time.sleep(1.0)
+        # Wait for two logged cycles (not a fixed time), then ask the process to stop.
+        deadline = time.monotonic() + 60
+        while sum("prime_poll cycle=" in line for line in kept) < 2:
+            try:
+                kept.append(lines.get(timeout=max(0.1, deadline - time.monotonic())))
+            except queue.Empty:
+                break  # the assertions below say what was missing
         process.send_signal(signal.SIGTERM)
-        _, err = process.communicate(timeout=30)
+        process.wait(timeout=30)
     finally:
         if process.poll() is None:
             process.kill()
+        reader.join(timeout=30)
+    while not lines.empty():
+        kept.append(lines.get())
+    err = "".join(kept)
     assert process.returncode == 0, err[-2000:]
     cycles = [line for line in err.splitlines() if "prime_poll cycle=" in line]
     assert len(cycles) >= 2

@@ -19,7 +19,7 @@ def test_the_chart_puts_outgoing_left_of_zero_and_incoming_right():
         legs=[("BTC", "incoming", "1.5"), ("ETH", "outgoing", "10"), ("USD", "outgoing", "25000")]
     )
     live = selectors.live_batch(prime_batch_id=batch.prime_batch_id)
-    chart = selectors.net_position_chart(live.rows)
+    chart = selectors.net_position_chart(rows=live.rows)
     bars = {bar.asset: bar for bar in chart.bars}
     assert bars["BTC"].x == chart.zero_x and bars["BTC"].anchor == "start"
     for asset in ("ETH", "USD"):
@@ -34,7 +34,7 @@ def test_the_chart_puts_outgoing_left_of_zero_and_incoming_right():
 def test_the_chart_of_a_batch_without_legs_is_empty_but_drawn():
     batch = mirror_batch(legs=[])
     chart = selectors.net_position_chart(
-        selectors.live_batch(prime_batch_id=batch.prime_batch_id).rows
+        rows=selectors.live_batch(prime_batch_id=batch.prime_batch_id).rows
     )
     assert chart.bars == [] and chart.height > 0
 
@@ -45,13 +45,13 @@ def test_freshness_is_stale_after_three_poll_intervals_unless_final(settings):
     batch = mirror_batch()
     Batch.objects.filter(pk=batch.pk).update(last_refreshed_at=now - timedelta(seconds=31))
     batch.refresh_from_db()
-    fresh = selectors.freshness_of(batch, now=now)
+    fresh = selectors.freshness_of(batch=batch, now=now)
     assert fresh.stale and fresh.age_seconds == 31
-    assert not selectors.freshness_of(batch, now=now - timedelta(seconds=2)).stale
+    assert not selectors.freshness_of(batch=batch, now=now - timedelta(seconds=2)).stale
     batch.is_final = True
-    assert not selectors.freshness_of(batch, now=now).stale
+    assert not selectors.freshness_of(batch=batch, now=now).stale
     never = mirror_batch(refreshed=False)
-    assert selectors.freshness_of(never).stale
+    assert selectors.freshness_of(batch=never).stale
 
 
 def test_the_timeline_is_one_query_and_names_legs(django_assert_num_queries, operator):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from datetime import timedelta
 
 import pytest
@@ -9,9 +10,9 @@ from django.utils import timezone
 
 from portal.actors import SystemActor
 from portal.audit.models import AuditAction, AuditEvent, Outcome
-from portal.settlement import services
-from portal.settlement.models import Batch, IntentState, Leg, SettlementRequest
-from tests.settlement.conftest import TRADES, open_request, settle_calls
+from portal.settlement import messages, services
+from portal.settlement.models import Batch, IntentState, Leg, SettlementIntent
+from tests.settlement.conftest import TRADES, open_intent, said, settle_calls
 
 pytestmark = pytest.mark.django_db
 
@@ -21,8 +22,8 @@ def _leg(batch, asset="BTC") -> Leg:
 
 
 def _request_and_approve(batch, operator, approver, asset="BTC"):
-    intent = services.leg_request(leg=_leg(batch, asset), actor=operator)
-    result = services.leg_approve(request_id=intent.pk, actor=approver)
+    intent = services.intent_request(leg=_leg(batch, asset), actor=operator)
+    result = services.intent_approve(intent_id=intent.pk, actor=approver)
     result.intent.refresh_from_db()
     return result
 
@@ -63,7 +64,7 @@ def test_an_active_batch_unknown_to_the_portal_is_found_at_kraken(prime_settings
 
 
 def test_no_pending_trades_is_said_plainly(prime_settings, operator):
-    with pytest.raises(services.SettlementError, match="no unsettled currency trades"):
+    with pytest.raises(services.SettlementError, match=said(messages.NO_UNSETTLED_TRADES)):
         services.batch_create(asset_kind="currency", actor=operator)
     assert not Batch.objects.exists()
     refused = AuditEvent.objects.get(action=AuditAction.BATCH_CREATED)
@@ -102,11 +103,11 @@ def test_a_double_click_or_retry_of_approve_does_not_resend(
     kraken_batch, operator, approver, second_approver, prime_settings
 ):
     first = _request_and_approve(kraken_batch, operator, approver)
-    again = services.leg_approve(request_id=first.intent.pk, actor=approver)
-    other = services.leg_approve(request_id=first.intent.pk, actor=second_approver)
+    again = services.intent_approve(intent_id=first.intent.pk, actor=approver)
+    other = services.intent_approve(intent_id=first.intent.pk, actor=second_approver)
     assert again.level == other.level == "info"
-    assert "already" in again.message
-    assert services.intent_send(request_id=first.intent.pk, actor=approver).level == "info"
+    assert re.match(said(messages.NOTHING_TO_DO), again.message)
+    assert services.intent_send(intent_id=first.intent.pk, actor=approver).level == "info"
     assert len(settle_calls(prime_settings)) == 1
     assert AuditEvent.objects.filter(action=AuditAction.LEG_APPROVED).count() == 1
 
@@ -119,8 +120,8 @@ def test_an_unconfirmed_batch_is_refused_plainly_and_the_leg_is_requestable_agai
     result = _request_and_approve(batch, operator, approver)
     assert result.level == "error"
     assert result.intent.state == IntentState.FAILED
-    assert "not confirmed" in result.message
-    assert "not confirmed" in result.intent.note
+    assert result.message == messages.SETTLE_NOT_CONFIRMED
+    assert result.intent.note == messages.SETTLE_NOT_CONFIRMED
     failed = AuditEvent.objects.get(action=AuditAction.LEG_SETTLE_FAILED)
     assert failed.prime_response["errors"] == ["EGeneral:Invalid arguments:Batch not confirmed"]
     assert settle_calls(prime_settings) == []
@@ -134,11 +135,11 @@ def test_an_unconfirmed_batch_is_refused_plainly_and_the_leg_is_requestable_agai
 def test_a_leg_kraken_will_not_settle_is_refused_plainly(
     kraken_batch, operator, approver, prime_settings
 ):
-    intent = services.leg_request(leg=_leg(kraken_batch), actor=operator)
+    intent = services.intent_request(leg=_leg(kraken_batch), actor=operator)
     prime_settings.control.set_can_settle(kraken_batch.prime_batch_id, "BTC", False)
-    result = services.leg_approve(request_id=intent.pk, actor=approver)
+    result = services.intent_approve(intent_id=intent.pk, actor=approver)
     assert result.intent.state == IntentState.FAILED
-    assert "cannot be settled" in result.message
+    assert result.message == messages.SETTLE_CANNOT_SETTLE
     assert settle_calls(prime_settings) == []
 
 
@@ -160,9 +161,9 @@ def test_a_timeout_after_kraken_executed_is_reconciled_without_a_second_settle(
     assert reconciled.message == intent.note
     assert "went through" in result.message
 
-    assert services.leg_approve(request_id=intent.pk, actor=approver).level == "info"
+    assert services.intent_approve(intent_id=intent.pk, actor=approver).level == "info"
     with pytest.raises(services.SettlementError):
-        services.leg_request(leg=_leg(kraken_batch), actor=operator)
+        services.intent_request(leg=_leg(kraken_batch), actor=operator)
     prime_settings.control.complete_pending_transfers()
     services.batch_refresh(prime_batch_id=kraken_batch.prime_batch_id, actor=SystemActor.POLLER)
     intent.refresh_from_db()
@@ -188,18 +189,18 @@ def test_a_5xx_stays_unknown_until_kraken_shows_nothing_happened(
     result = _request_and_approve(kraken_batch, operator, approver)
     intent = result.intent
     assert intent.state == IntentState.OUTCOME_UNKNOWN
-    assert "no transfer for this leg yet" in intent.note
+    assert intent.note == messages.RECONCILE_WAITING
     assert result.level == "warning"
     # Nothing can be sent or requested while the outcome is unknown.
-    assert services.leg_approve(request_id=intent.pk, actor=approver).level == "info"
-    with pytest.raises(services.SettlementError, match="open request"):
-        services.leg_request(leg=_leg(kraken_batch), actor=operator)
+    assert services.intent_approve(intent_id=intent.pk, actor=approver).level == "info"
+    with pytest.raises(services.SettlementError, match=said(messages.LEG_HAS_OPEN_INTENT)):
+        services.intent_request(leg=_leg(kraken_batch), actor=operator)
 
     settings.SETTLEMENT_RECONCILE_GRACE_SECONDS = 0
     services.batch_refresh(prime_batch_id=kraken_batch.prime_batch_id, actor=SystemActor.POLLER)
     intent.refresh_from_db()
     assert intent.state == IntentState.FAILED
-    assert "did not go through" in intent.note
+    assert re.fullmatch(said(messages.RECONCILED_NOT_SENT), intent.note)
     assert settle_calls(prime_settings) == []
 
     retry = _request_and_approve(kraken_batch, operator, approver)
@@ -216,7 +217,7 @@ def test_unknown_outcome_survives_kraken_being_unreachable_for_the_check(
     control.inject_fault("http_500", "GetPrimeSettlementBatch", count=10)
     result = _request_and_approve(kraken_batch, operator, approver)
     assert result.intent.state == IntentState.OUTCOME_UNKNOWN
-    assert "Could not check with Kraken" in result.message
+    assert messages.CHECK_FAILED in result.message
     control.clear_faults()
     services.batch_refresh(prime_batch_id=kraken_batch.prime_batch_id, actor=SystemActor.POLLER)
     result.intent.refresh_from_db()
@@ -235,7 +236,7 @@ def test_a_send_left_submitting_by_a_crash_is_treated_as_unknown(
     with pytest.raises(OutcomeUnknownError):
         client.settle_settlement_batch_asset(kraken_batch.prime_batch_id, "BTC")
     long_ago = timezone.now() - timedelta(hours=1)
-    intent = open_request(
+    intent = open_intent(
         _leg(kraken_batch),
         operator,
         state=IntentState.SUBMITTING,
@@ -255,7 +256,7 @@ def test_a_send_left_submitting_by_a_crash_is_treated_as_unknown(
 
 
 def test_a_recent_submitting_row_is_left_to_its_sender(kraken_batch, operator, approver):
-    intent = open_request(
+    intent = open_intent(
         _leg(kraken_batch),
         operator,
         state=IntentState.SUBMITTING,
@@ -293,6 +294,6 @@ def test_every_leg_of_a_batch_settles_and_the_batch_becomes_final(
     services.batch_refresh(prime_batch_id=kraken_batch.prime_batch_id, actor=SystemActor.POLLER)
     kraken_batch.refresh_from_db()
     assert kraken_batch.status == "completed" and kraken_batch.is_final
-    states = set(SettlementRequest.objects.values_list("state", flat=True))
+    states = set(SettlementIntent.objects.values_list("state", flat=True))
     assert states == {IntentState.SETTLED}
     assert AuditEvent.objects.filter(action=AuditAction.BATCH_STATUS_CHANGED).exists()

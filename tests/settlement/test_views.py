@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from datetime import timedelta
 
 import pytest
@@ -11,10 +12,10 @@ from django.urls import reverse
 from django.utils import timezone
 
 from portal.audit.models import AuditAction, AuditEvent, Outcome
-from portal.settlement import services
-from portal.settlement.models import Batch, IntentState, Leg, SettlementRequest
+from portal.settlement import messages, services
+from portal.settlement.models import Batch, IntentState, Leg, SettlementIntent
 from tests.conftest import make_staff
-from tests.settlement.conftest import TRADES, mirror_batch, open_request
+from tests.settlement.conftest import TRADES, mirror_batch, open_intent, said
 
 pytestmark = pytest.mark.django_db
 HTMX = {"HX-Request": "true"}
@@ -105,7 +106,7 @@ def test_the_list_costs_the_same_queries_for_few_and_many_batches(client, viewer
 def test_the_batch_page_shows_trades_legs_chart_timeline_and_audit_link(client, viewer, operator):
     batch = mirror_batch()
     leg = Leg.objects.get(batch=batch, asset="BTC")
-    services.leg_request(leg=Leg.objects.select_related("batch").get(pk=leg.pk), actor=operator)
+    services.intent_request(leg=Leg.objects.select_related("batch").get(pk=leg.pk), actor=operator)
     client.force_login(viewer)
     body = client.get(_detail(batch)).content.decode()
     assert "2 trades" in body and batch.trade_ids[0] in body
@@ -141,39 +142,39 @@ def test_buttons_follow_the_role_and_the_requester(client, operator, approver):
     body = client.get(_detail(batch)).content.decode()
     assert body.count("Request settlement</button>") == 2
     assert "Check with Kraken now" in body
-    intent = open_request(Leg.objects.get(batch=batch, asset="BTC"), operator)
+    intent = open_intent(Leg.objects.get(batch=batch, asset="BTC"), operator)
     body = client.get(_detail(batch)).content.decode()
     assert body.count("Request settlement</button>") == 1
-    assert reverse("settlement:leg-approve", args=[intent.pk]) not in body
+    assert reverse("settlement:intent-approve", args=[intent.pk]) not in body
     client.force_login(approver)
     body = client.get(_detail(batch)).content.decode()
-    assert reverse("settlement:leg-approve", args=[intent.pk]) in body
-    assert reverse("settlement:leg-reject", args=[intent.pk]) in body
+    assert reverse("settlement:intent-approve", args=[intent.pk]) in body
+    assert reverse("settlement:intent-reject", args=[intent.pk]) in body
     assert "Request settlement</button>" not in body
 
 
 def test_an_approver_who_requested_sees_no_approve_button(client):
     both = make_staff("olga.both", "Operator", "Approver")
     batch = mirror_batch()
-    intent = open_request(Leg.objects.get(batch=batch, asset="BTC"), both)
+    intent = open_intent(Leg.objects.get(batch=batch, asset="BTC"), both)
     client.force_login(both)
     body = client.get(_detail(batch)).content.decode()
-    assert reverse("settlement:leg-approve", args=[intent.pk]) not in body
+    assert reverse("settlement:intent-approve", args=[intent.pk]) not in body
     assert "another Approver must decide" in body
 
 
 def test_the_batch_page_costs_the_same_queries_for_few_and_many_legs(client, operator):
     client.force_login(operator)
     few = mirror_batch(legs=[("BTC", "incoming", "1")])
-    open_request(Leg.objects.get(batch=few), operator)
+    open_intent(Leg.objects.get(batch=few), operator)
     client.get(_detail(few))
     few_count = _count_queries(client, _detail(few))
     many = mirror_batch(
         legs=[(f"A{i}", "incoming" if i % 2 else "outgoing", str(i + 1)) for i in range(40)]
     )
     for leg in Leg.objects.filter(batch=many)[:20]:
-        open_request(leg, operator)
-        services.requests_expire_stale()
+        open_intent(leg, operator)
+        services.intents_expire_stale()
     assert _count_queries(client, _detail(many)) == few_count
     assert _count_queries(client, _live(many), headers=HTMX) == _count_queries(
         client, _live(few), headers=HTMX
@@ -241,17 +242,20 @@ def test_a_stale_mirror_shows_a_banner(client, viewer, settings):
     assert "has not refreshed" not in client.get(_live(batch), headers=HTMX).content.decode()
 
 
-def test_viewing_the_page_expires_stale_requests(client, viewer, operator):
+def test_viewing_the_page_never_writes_not_even_to_expire_a_stale_request(client, viewer, operator):
     batch = mirror_batch()
-    intent = open_request(
+    intent = open_intent(
         Leg.objects.get(batch=batch, asset="BTC"),
         operator,
         expires_at=timezone.now() - timedelta(seconds=1),
     )
     client.force_login(viewer)
-    client.get(_detail(batch))
+    events = AuditEvent.objects.count()
+    assert client.get(_detail(batch)).status_code == 200
+    assert client.get(_live(batch), headers=HTMX).status_code == 200
     intent.refresh_from_db()
-    assert intent.state == IntentState.EXPIRED
+    assert intent.state == IntentState.REQUESTED  # the poller expires it (test_poller)
+    assert AuditEvent.objects.count() == events
 
 
 # --- actions --------------------------------------------------------------------------------
@@ -266,10 +270,10 @@ def test_an_operator_requests_a_leg_through_htmx(client, operator):
     assert response.status_code == 200
     assert body.lstrip().startswith('<section id="batch-live"')
     assert 'data-intent-state="requested"' in body
-    assert "requested. Another person with the Approver role must approve it." in body  # oob
+    assert re.search(said(messages.REQUESTED_FOR_APPROVAL, html=True), body)  # oob
     response = client.post(url, headers=HTMX)
     assert response.status_code == 409
-    assert "already has an open request" in response.content.decode()
+    assert re.search(said(messages.LEG_HAS_OPEN_INTENT, html=True), response.content.decode())
 
 
 def test_an_operator_requests_a_leg_without_javascript(client, operator):
@@ -278,17 +282,17 @@ def test_an_operator_requests_a_leg_without_javascript(client, operator):
     url = reverse("settlement:leg-request", args=[batch.prime_batch_id, "BTC"])
     response = client.post(url)
     assert response.status_code == 302 and response.headers["Location"] == _detail(batch)
-    assert SettlementRequest.objects.filter(state=IntentState.REQUESTED).count() == 1
+    assert SettlementIntent.objects.filter(state=IntentState.REQUESTED).count() == 1
 
 
 def test_self_approval_is_refused_by_the_view_with_403(client):
     both = make_staff("olga.both", "Operator", "Approver")
     batch = mirror_batch()
-    intent = open_request(Leg.objects.get(batch=batch, asset="BTC"), both)
+    intent = open_intent(Leg.objects.get(batch=batch, asset="BTC"), both)
     client.force_login(both)
-    response = client.post(reverse("settlement:leg-approve", args=[intent.pk]), headers=HTMX)
+    response = client.post(reverse("settlement:intent-approve", args=[intent.pk]), headers=HTMX)
     assert response.status_code == 403
-    assert "cannot approve" in response.content.decode()
+    assert re.search(said(messages.OWN_INTENT, html=True), response.content.decode())
     intent.refresh_from_db()
     assert intent.state == IntentState.REQUESTED
     refused = AuditEvent.objects.get(action=AuditAction.LEG_APPROVED)
@@ -297,21 +301,21 @@ def test_self_approval_is_refused_by_the_view_with_403(client):
 
 def test_an_operator_cannot_post_an_approval(client, operator):
     batch = mirror_batch()
-    intent = open_request(Leg.objects.get(batch=batch, asset="BTC"), operator)
+    intent = open_intent(Leg.objects.get(batch=batch, asset="BTC"), operator)
     client.force_login(operator)
-    response = client.post(reverse("settlement:leg-approve", args=[intent.pk]))
+    response = client.post(reverse("settlement:intent-approve", args=[intent.pk]))
     assert response.status_code == 403
     assert AuditEvent.objects.filter(action=AuditAction.PERMISSION_REFUSED).count() == 1
 
 
 def test_a_rejection_needs_a_reason(client, operator, approver):
     batch = mirror_batch()
-    intent = open_request(Leg.objects.get(batch=batch, asset="BTC"), operator)
+    intent = open_intent(Leg.objects.get(batch=batch, asset="BTC"), operator)
     client.force_login(approver)
-    url = reverse("settlement:leg-reject", args=[intent.pk])
+    url = reverse("settlement:intent-reject", args=[intent.pk])
     response = client.post(url, {"reason": ""}, headers=HTMX)
     assert response.status_code == 422
-    assert "Give a reason" in response.content.decode()
+    assert messages.REASON_REQUIRED in response.content.decode()
     response = client.post(url, {"reason": "x" * 5000}, headers=HTMX)
     assert response.status_code == 422
     response = client.post(url, {"reason": "Not ours"}, headers=HTMX)
@@ -325,8 +329,8 @@ def test_actions_on_unknown_rows_are_404(client, operator, approver):
     client.force_login(operator)
     assert client.post(reverse("settlement:leg-request", args=["B_NOPE", "BTC"])).status_code == 404
     client.force_login(approver)
-    assert client.post(reverse("settlement:leg-approve", args=[999999])).status_code == 404
-    assert client.post(reverse("settlement:leg-reject", args=[999999])).status_code == 404
+    assert client.post(reverse("settlement:intent-approve", args=[999999])).status_code == 404
+    assert client.post(reverse("settlement:intent-reject", args=[999999])).status_code == 404
 
 
 def test_create_form_page_and_bad_input(client, operator):
@@ -359,7 +363,7 @@ def test_an_active_batch_is_linked_from_the_create_form(client, operator, prime_
     batch = Batch.objects.get()
     body = response.content.decode()
     assert response.status_code == 409
-    assert "already has an active currency batch" in body
+    assert re.search(said(messages.ACTIVE_BATCH_EXISTS, html=True), body)
     assert f'href="{_detail(batch)}"' in body
 
 
@@ -384,20 +388,20 @@ def test_check_with_kraken_reports_what_it_found(client, operator, kraken_batch,
     prime_settings.control.inject_fault("http_500", "GetPrimeSettlementBatch", count=10)
     response = client.post(url, headers=HTMX)
     assert response.status_code == 409
-    assert "Could not check with Kraken" in response.content.decode()
+    assert messages.CHECK_FAILED in response.content.decode()
 
 
 def test_approving_through_the_page_sends_and_shows_the_transfer(
     client, operator, approver, kraken_batch, prime_settings
 ):
     leg = Leg.objects.select_related("batch").get(batch=kraken_batch, asset="BTC")
-    intent = services.leg_request(leg=leg, actor=operator)
+    intent = services.intent_request(leg=leg, actor=operator)
     client.force_login(approver)
-    response = client.post(reverse("settlement:leg-approve", args=[intent.pk]), headers=HTMX)
+    response = client.post(reverse("settlement:intent-approve", args=[intent.pk]), headers=HTMX)
     body = response.content.decode()
     assert response.status_code == 200
     intent.refresh_from_db()
     assert intent.state == IntentState.SUBMITTED
     assert f"#{intent.transfer_id}" in body
-    assert "Approved and sent to Kraken" in body
+    assert re.search(said(messages.SENT, html=True), body)
     assert f"Approved by {approver.username}" in body

@@ -27,17 +27,17 @@ def _leg_kwargs(sandbox) -> dict:
     return {"prime_batch_id": _batch().prime_batch_id, "asset": "BTC"}
 
 
-def _request_kwargs(sandbox) -> dict:
+def _intent_kwargs(sandbox) -> dict:
     from django.utils import timezone
 
-    from portal.settlement.models import Leg, SettlementRequest
+    from portal.settlement.models import Leg, SettlementIntent
     from tests.conftest import make_staff
 
     batch = _batch()
     leg = Leg.objects.get(batch=batch, asset="BTC")
     requester = make_staff(f"walk-requester-{uuid.uuid4().hex[:6]}", "Operator")
     now = timezone.now()
-    intent = SettlementRequest.objects.create(
+    intent = SettlementIntent.objects.create(
         batch=batch,
         leg=leg,
         asset=leg.asset,
@@ -47,7 +47,7 @@ def _request_kwargs(sandbox) -> dict:
         requested_at=now,
         expires_at=now + timedelta(hours=1),
     )
-    return {"request_id": intent.pk}
+    return {"intent_id": intent.pk}
 
 
 CASES = [
@@ -63,12 +63,12 @@ CASES = [
         kwargs=_batch_kwargs,
     ),
     Case("settlement:leg-request", allowed=OPERATOR, method="POST", kwargs=_leg_kwargs),
-    Case("settlement:leg-approve", allowed=APPROVER, method="POST", kwargs=_request_kwargs),
+    Case("settlement:intent-approve", allowed=APPROVER, method="POST", kwargs=_intent_kwargs),
     Case(
-        "settlement:leg-reject",
+        "settlement:intent-reject",
         allowed=APPROVER,
         method="POST",
-        kwargs=_request_kwargs,
+        kwargs=_intent_kwargs,
         data={"reason": "walk"},
     ),
 ]

@@ -6,6 +6,8 @@ from decimal import Decimal
 
 from django import template
 
+from portal.settlement.messages import amount_text
+
 register = template.Library()
 
 
@@ -14,7 +16,4 @@ def amount(value: Decimal | None) -> str:
     """A Decimal as plain text, without exponent or trailing zeros (45000, 1.5)."""
     if value is None:
         return ""
-    text = format(Decimal(value), "f")
-    if "." in text:
-        text = text.rstrip("0").rstrip(".")
-    return text or "0"
+    return amount_text(Decimal(value))

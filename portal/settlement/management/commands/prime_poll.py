@@ -5,6 +5,8 @@ from __future__ import annotations
 import logging
 import signal
 import threading
+from types import FrameType
+from typing import Any
 
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandParser
@@ -17,7 +19,7 @@ logger = logging.getLogger("portal.settlement.poller")
 class Command(BaseCommand):
     help = (
         "Refresh active settlement batches and in-flight transfers from Kraken within a "
-        "request budget; expire stale requests; reconcile unknown outcomes. Runs until "
+        "request budget; expire stale intents; reconcile unknown outcomes. Runs until "
         "SIGINT/SIGTERM (or one cycle with --once)."
     )
 
@@ -36,7 +38,7 @@ class Command(BaseCommand):
             help="Most Kraken requests a minute (default: PRIME_POLL_BUDGET_PER_MINUTE).",
         )
 
-    def handle(self, *args, **options) -> None:
+    def handle(self, *args: object, **options: Any) -> None:
         interval = options["interval"] or settings.PRIME_POLL_INTERVAL_SECONDS
         budget = options["budget_per_minute"] or settings.PRIME_POLL_BUDGET_PER_MINUTE
         poller = Poller(interval=interval, budget_per_minute=budget)
@@ -48,7 +50,7 @@ class Command(BaseCommand):
             return
         stop = threading.Event()
 
-        def ask_to_stop(signum, frame) -> None:
+        def ask_to_stop(signum: int, frame: FrameType | None) -> None:
             logger.info("prime_poll stopping (signal %s)", signum)
             stop.set()
 

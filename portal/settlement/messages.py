@@ -1,0 +1,129 @@
+"""What settlement says to a person, in one place (the services and the tests share these).
+
+Fixed sentences are constants; sentences that carry values are format strings,
+filled with ``.format(...)`` by the one service that says them.
+"""
+
+from __future__ import annotations
+
+from decimal import Decimal
+
+
+def amount_text(amount: Decimal) -> str:
+    """A Decimal without exponent or trailing zeros (45000, 1.5)."""
+    text = format(amount, "f")
+    if "." in text:
+        text = text.rstrip("0").rstrip(".")
+    return text or "0"
+
+
+# --- refusals before anything is written ----------------------------------------------------
+
+NEED_OPERATOR_TO_CREATE = "You need the Operator role to create a batch."
+NEED_OPERATOR_TO_REQUEST = "You need the Operator role to request settlement."
+NEED_APPROVER = "You need the Approver role to {verb} settlement."
+OWN_INTENT = "You requested this settlement, so you cannot {verb} it; another Approver must."
+REASON_REQUIRED = "Give a reason for the rejection."
+BATCH_FINAL = "This batch is completed; there is nothing left to settle."
+LEG_HAS_OPEN_INTENT = "This leg already has an open request ({state}). Deal with that one first."
+LEG_HAS_OPEN_INTENT_RACE = "This leg already has an open request. Deal with that one first."
+LEG_NOT_UNSETTLED = "Kraken shows this leg as {status}; it cannot be requested."
+LEG_CANNOT_SETTLE = "Kraken says this leg cannot be settled now (can_settle is false)."
+NO_LONGER_REJECTABLE = "This request is already {state}; it can no longer be rejected."
+
+# --- what an intent's note says -------------------------------------------------------------
+
+EXPIRED = "Expired: nobody approved it in time. Request it again if it is still wanted."
+EXPIRED_AUDIT = "Requested at {requested_at}, expired at {expires_at}."
+REJECTED = "Rejected: {reason}"
+VOID = (
+    "Void: the request was for {direction} {amount} {asset}; {found}. "
+    "Request it again if it should still be settled."
+)
+VOID_LEG_GONE = "Kraken no longer lists this leg"
+VOID_LEG_NOW = "Kraken now shows {direction} {amount} {asset}"
+TRANSFER_STARTED = "Kraken started transfer {transfer_id}."
+TRANSFER_COMPLETED = "Kraken completed transfer {transfer_id}."
+TRANSFER_FAILED = (
+    "Kraken's transfer {transfer_id} failed. Nothing more was sent; the leg can be requested again."
+)
+STALE_SUBMITTING = (
+    "The portal stopped while sending this leg to Kraken, so the outcome is unknown. "
+    "Nothing will be sent again until Kraken's records are checked."
+)
+SETTLE_UNANSWERED = (
+    "Kraken did not answer the settle call (timeout, dropped connection or "
+    "server error), so it may have gone through. Nothing will be sent again; "
+    "the portal is checking with Kraken."
+)
+LATE_ANSWER = "Kraken's answer arrived after the portal had already checked with Kraken."
+RECONCILED_FOUND = "Kraken has transfer {transfer_id} ({status}) for this leg"
+RECONCILED_SETTLED = "Checked with Kraken: {found}. The settle went through; the leg is settled."
+RECONCILED_FAILED = (
+    "Checked with Kraken: {found}. The settle went through but the "
+    "transfer failed; the leg can be requested again."
+)
+RECONCILED_RUNNING = (
+    "Checked with Kraken: {found}. The settle went through; nothing was "
+    "sent again. The transfer is running."
+)
+RECONCILE_WAITING = (
+    "Checked with Kraken: no transfer for this leg yet. The call may still be on "
+    "its way, so the portal will check again shortly; nothing will be sent meanwhile."
+)
+RECONCILED_NOT_SENT = (
+    "Checked with Kraken: no transfer was started for this leg (leg {status}). "
+    "The settle call did not go through; the leg can be requested again."
+)
+
+# --- Kraken's refusal of a settle call ------------------------------------------------------
+
+SETTLE_NOT_CONFIRMED = (
+    "Kraken refused: the batch is not confirmed yet. Nothing was sent. Request the "
+    "leg again once Kraken has confirmed the batch."
+)
+SETTLE_CANNOT_SETTLE = (
+    "Kraken refused: this leg cannot be settled now (can_settle is false at Kraken). "
+    "Nothing was sent. Request it again when Kraken allows it."
+)
+SETTLE_ALREADY = (
+    "Kraken refused: this leg is already being settled or settled. Nothing new was "
+    "sent; check with Kraken to see its transfer."
+)
+SETTLE_UNKNOWN_THING = "Kraken refused: it does not know this {thing}. Nothing was sent."
+SETTLE_REQUEST_AGAIN = " The leg can be requested again."
+
+# --- results of an action -------------------------------------------------------------------
+
+REQUESTED = "Settle {what}."
+APPROVED = "Approved {what}."
+SENT = "Approved and sent to Kraken: transfer {transfer_id} ({status}) for {amount} {asset}."
+NOTHING_TO_DO = "Nothing to do: this request is already {state}."
+NOT_SENT_AGAIN = "Not sent again: this request is already {state}."
+REQUESTED_FOR_APPROVAL = (
+    "Settlement of {direction} {amount} {asset} requested. "
+    "Another person with the Approver role must approve it."
+)
+INTENT_REJECTED = "Request to settle {asset} rejected."
+
+# --- batches --------------------------------------------------------------------------------
+
+CHECK_FAILED = "Could not check with Kraken: "
+CHECKED = "Checked with Kraken: {changes} change(s), {reconciled} unknown outcome(s) resolved."
+FIRST_SEEN = "First seen at Kraken (created outside the portal)."
+ACTIVE_BATCH_EXISTS = (
+    "Kraken already has an active {kind} batch{known}. "
+    "Settle it first; a new batch can be made once it is completed."
+)
+NO_UNSETTLED_TRADES = (
+    "Kraken has no unsettled {kind} trades to put in a batch. Nothing was created."
+)
+CREATE_UNANSWERED = (
+    "Kraken did not answer in time, so the portal does not know whether the batch "
+    "was made. The poller will pick it up if it was; check the list in a minute "
+    "before trying again."
+)
+BATCH_CREATED = "Batch {batch_id} created with {trades} trades."
+NEED_OPERATOR_OR_APPROVER = (
+    "You need the Operator or Approver role for this. Ask an Admin if you need it."
+)
