@@ -45,12 +45,17 @@ from portal.users.approvals import (
     mirror_user,
     refused,
     request_change,
+    result_will_be_shown,
     user_fingerprint,
 )
 from portal.users.models import PrimeRole, PrimeUser
 from primeapi import models as prime_models
 
 KEY_ISSUE_WITHIN = timedelta(minutes=30)
+KEY_ISSUE_ELSEWHERE = (
+    "A key is issued only from its requester's own page, where its secret is shown once; "
+    "nothing was sent. Ask again and issue it from the keys page."
+)
 KEY_WAITS_FOR_ROLE = (
     "the user is a {wanted} (the key was approved for a {wanted} user; the user is {role} now)"
 )
@@ -124,6 +129,9 @@ class KeyIssueKind(ChangeKindSpec):
 
     @sensitive_variables()
     def execute(self, *, payload: Payload, target_id: str, actor: Actor) -> Attempt[object]:
+        if not result_will_be_shown():
+            # Issued anywhere else (a generic "carry out" button), the secret would be lost.
+            return refused(KEY_ISSUE_ELSEWHERE)
         user = mirror_user(target_id)
         entries = [str(e) for e in payload.get("whitelisted_ips") or []]  # type: ignore[union-attr]
         return attempt_service(

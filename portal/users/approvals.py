@@ -59,6 +59,14 @@ CHANGE_NOT_MADE = "The change was not made: {message}"
 # The door's failure of the execution running now (the engine keeps only its words):
 # the view answers with it exactly as before the engine existed.
 _FAILURE: ContextVar[PrimeActionFailed | None] = ContextVar("approvals_failure", default=None)
+# Set while the requester's own page carries out a change and will show its result (a new
+# key's secret): a kind whose result must be shown refuses to run anywhere else.
+_SHOWN_TO_REQUESTER: ContextVar[bool] = ContextVar("approvals_shown", default=False)
+
+
+def result_will_be_shown() -> bool:
+    """Whether the running execution's result reaches the requester's browser."""
+    return _SHOWN_TO_REQUESTER.get()
 
 
 class ChangeRefused(Exception):
@@ -127,6 +135,7 @@ def request_change(
     policy does not ask for an approver. Raises PrimeActionFailed as the service did, or
     ChangeRefused (the engine's words: the target is unreadable, changed, not allowed)."""
     token = _FAILURE.set(None)
+    shown = _SHOWN_TO_REQUESTER.set(True)
     try:
         try:
             outcome = approvals.change_request_create(
@@ -144,12 +153,14 @@ def request_change(
             outcome = approvals.change_execute(change_id=change.pk, actor=actor)
         return settle_outcome(outcome)
     finally:
+        _SHOWN_TO_REQUESTER.reset(shown)
         _FAILURE.reset(token)
 
 
 def execute_approved(*, change_id: int, actor: Staff) -> Requested:
     """The requester carries out an approved change of a kind the requester executes."""
     token = _FAILURE.set(None)
+    shown = _SHOWN_TO_REQUESTER.set(True)
     try:
         try:
             outcome = approvals.change_execute(change_id=change_id, actor=actor)
@@ -159,6 +170,7 @@ def execute_approved(*, change_id: int, actor: Staff) -> Requested:
             raise ChangeRefused(outcome.message, change=outcome.change)
         return settle_outcome(outcome)
     finally:
+        _SHOWN_TO_REQUESTER.reset(shown)
         _FAILURE.reset(token)
 
 

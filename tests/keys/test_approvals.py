@@ -452,3 +452,17 @@ def test_a_sync_that_finds_the_target_changed_voids_the_waiting_request(
 
 def operator_of(change: ChangeRequest):
     return change.requested_by
+
+
+def test_a_trader_key_is_never_issued_where_its_secret_would_be_lost(
+    op_client, make_prime_user, operator, control, approve
+):
+    """The generic "carry out" of the engine refuses a key issue: nothing is sent."""
+    trader = make_prime_user(name="Trading bot", role="Trader")
+    op_client.post(reverse("keys:issue", args=[trader.prime_id]), issue_form(op_client, trader))
+    change = approve().change
+    control.clear_calls()
+    outcome = approvals.change_execute(change_id=change.pk, actor=operator)
+    assert outcome.change.state == RequestState.FAILED
+    assert executed(control, "CreatePrimeApiUserKey") == []
+    assert not ApiKey.objects.filter(user=trader).exists()
