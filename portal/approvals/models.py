@@ -121,6 +121,15 @@ class ChangeRequest(models.Model):
         ]
         constraints = [
             models.CheckConstraint(condition=Q(quorum__gte=0), name="approvals_quorum_gte_0"),
+            # A settlement leg has at most one open request (the last word in a race).
+            models.UniqueConstraint(
+                fields=["kind", "target_id"],
+                condition=Q(
+                    kind="settlement_leg",
+                    state__in=["pending", "approved", "executing", "outcome_unknown"],
+                ),
+                name="approvals_one_open_leg_request",
+            ),
         ]
 
     def __str__(self) -> str:
