@@ -98,6 +98,8 @@ class ChangeRequest(models.Model):
     expires_at = models.DateTimeField()
     decided_at = models.DateTimeField(null=True, blank=True)
     execute_by = models.DateTimeField(null=True, blank=True)
+    # When the request was claimed for sending (a claim left by a stopped process is stale).
+    claimed_at = models.DateTimeField(null=True, blank=True)
     executed_at = models.DateTimeField(null=True, blank=True)
     executed_by = models.ForeignKey(
         settings.AUTH_USER_MODEL,

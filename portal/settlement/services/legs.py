@@ -9,8 +9,11 @@ with its own exactly-once send, also when many are requested or approved at once
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import timedelta
 
-from django.db import IntegrityError
+from django.conf import settings
+from django.db import IntegrityError, transaction
+from django.utils import timezone
 
 from portal.actors import Actor
 from portal.approvals import services as approvals
@@ -21,12 +24,13 @@ from portal.approvals.models import (
     StepUpMethod,
     VoteDecision,
 )
-from portal.audit.models import AuditAction
+from portal.approvals.services.common import audit_change
+from portal.audit.models import AuditAction, Outcome
 from portal.settlement import messages
 from portal.settlement.approvals import leg_payload
 from portal.settlement.messages import what_text
 from portal.settlement.models import Batch, Leg, LegStatus, leg_audit_id
-from portal.settlement.services.common import NotAllowedError, SettlementError, refuse
+from portal.settlement.services.common import SETTLE, NotAllowedError, SettlementError, refuse
 from portal.staff.models import Staff
 from portal.staff.roles import REQUEST_SETTLEMENT
 
@@ -195,8 +199,39 @@ def legs_send_ready(*, actor: Actor) -> int:
     return len(approvals.change_execute_ready(kind=LEG, actor=actor))
 
 
+def legs_mark_stale_sends(*, actor: Actor, batch: Batch | None = None) -> int:
+    """A send claimed long ago and never answered (its process stopped): outcome unknown."""
+    cutoff = timezone.now() - timedelta(seconds=settings.SETTLEMENT_SUBMITTING_STALE_SECONDS)
+    stale = ChangeRequest.objects.filter(
+        kind=LEG, state=RequestState.EXECUTING, claimed_at__lte=cutoff
+    )
+    if batch is not None:
+        stale = stale.filter(target_id__startswith=f"{batch.prime_batch_id}:")
+    count = 0
+    for change in list(stale):
+        with transaction.atomic():
+            moved = ChangeRequest.objects.filter(
+                pk=change.pk, state=RequestState.EXECUTING, claimed_at__lte=cutoff
+            ).update(state=RequestState.OUTCOME_UNKNOWN, result_message=messages.STALE_SUBMITTING)
+            if moved:
+                audit_change(
+                    change,
+                    actor=actor,
+                    action=AuditAction.CHANGE_OUTCOME_UNKNOWN,
+                    outcome=Outcome.UNKNOWN,
+                    prime_endpoint=SETTLE,
+                    message=messages.STALE_SUBMITTING,
+                )
+        count += moved
+    return count
+
+
 def legs_reconcile_unknown(*, actor: Actor, batch: Batch | None = None) -> int:
-    """Ask Kraken about every leg request whose outcome is unknown; how many were decided."""
+    """Ask Kraken about every leg request whose outcome is unknown; how many were decided.
+
+    A send left claimed by a stopped process counts as unknown first.
+    """
+    legs_mark_stale_sends(actor=actor, batch=batch)
     unknown = ChangeRequest.objects.filter(kind=LEG, state=RequestState.OUTCOME_UNKNOWN)
     if batch is not None:
         unknown = unknown.filter(target_id__startswith=f"{batch.prime_batch_id}:")
