@@ -10,8 +10,8 @@ import pytest
 from django.utils import timezone
 
 from portal.actors import SystemActor
-from portal.settlement import services
 from portal.approvals.models import ChangeKind, ChangeRequest, RequestState, StepUpMethod
+from portal.settlement import services
 from portal.settlement.models import Batch, Leg, leg_audit_id
 
 # Buy 1.5 BTC at 30000 USD and sell 10 ETH at 2000 USD:

@@ -9,10 +9,10 @@ import pytest
 from django.utils import timezone
 
 from portal.actors import SystemActor
-from portal.audit.models import AuditAction, AuditEvent, Outcome
-from portal.settlement import messages, services
 from portal.approvals import messages as approvals_messages
 from portal.approvals.models import ChangeRequest, RequestState
+from portal.audit.models import AuditAction, AuditEvent, Outcome
+from portal.settlement import messages, services
 from portal.settlement.models import Batch, Leg
 from tests.settlement.conftest import (
     TRADES,
@@ -89,13 +89,17 @@ def test_no_pending_trades_is_said_plainly(prime_settings, operator):
 def test_approval_sends_the_leg_once_and_the_poll_sees_it_settle(
     kraken_batch, operator, approver, prime_settings
 ):
-    result, change = _request_and_approve(kraken_batch, operator, approver)
+    _result, change = _request_and_approve(kraken_batch, operator, approver)
     assert change.state == RequestState.DONE
     assert list(change.votes.values_list("voter", flat=True)) == [approver.pk]
     transfer_id = _transfer(change)
     assert transfer_id
     leg = _leg(kraken_batch)
-    assert (leg.status, leg.transfer_id, leg.transfer_status) == ("settling", transfer_id, "pending")
+    assert (leg.status, leg.transfer_id, leg.transfer_status) == (
+        "settling",
+        transfer_id,
+        "pending",
+    )
     submitted = AuditEvent.objects.get(action=AuditAction.LEG_SUBMITTED)
     assert submitted.prime_endpoint == "SettlePrimeSettlementBatchAsset"
     assert submitted.prime_response["transfer"]["id"] == transfer_id
