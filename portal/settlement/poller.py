@@ -196,7 +196,7 @@ class Poller:
         self._cycles += 1
         report = CycleReport(number=self._cycles)
         now = self._now()
-        report.expired = approvals.change_expire_due(actor=SystemActor.EXPIRY, now=now)
+        report.expired = approvals.change_expire_due(actor=ACTOR, now=now)
         try:
             self._refresh_active(report)
             self._discover(report)
