@@ -20,6 +20,7 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 
 from portal.approvals import services as approvals
 from portal.approvals.models import ChangeRequest, RequestState
+from portal.audit.models import AuditAction
 from portal.audit.services import audit_refusal
 from portal.settlement import messages as say
 from portal.settlement import selectors, services
@@ -274,9 +275,21 @@ def legs_approve(request: StaffRequest, prime_batch_id: str) -> HttpResponse:
     form = ApproveLegsForm(request.POST, choices=choices)
     if not form.is_valid():
         return _after_action(request, prime_batch_id, error=say.CHOOSE_LEGS, status=422)
-    chosen = ChangeRequest.objects.filter(pk__in=form.cleaned_data["change"])
-    if any(change.requested_by_id == request.user.pk for change in chosen):
-        raise PermissionDenied(say.OWN_INTENT.format(verb="approve"))
+    chosen = list(ChangeRequest.objects.filter(pk__in=form.cleaned_data["change"]))
+    own = [change for change in chosen if change.requested_by_id == request.user.pk]
+    if own:
+        asset = own[0].target_id.rpartition(":")[2]
+        raise PermissionDenied(
+            str(
+                services.refuse(
+                    actor=request.user,
+                    action=AuditAction.LEG_APPROVED,
+                    message=say.OWN_INTENT.format(verb="approve"),
+                    prime_batch_id=prime_batch_id,
+                    asset=asset,
+                )
+            )
+        )
     try:
         method = approvals.step_up_confirm(
             staff=request.user,

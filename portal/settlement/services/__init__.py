@@ -27,6 +27,7 @@ from portal.settlement.services.common import (
     ApplySummary,
     NotAllowedError,
     SettlementError,
+    refuse,
 )
 from portal.settlement.services.legs import (
     LegOutcome,
@@ -65,5 +66,6 @@ __all__ = [
     "legs_request_all",
     "legs_send_ready",
     "open_request",
+    "refuse",
     "request_refusal",
 ]
