@@ -9,7 +9,8 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from django.conf import settings
-from django.db.models import Q
+from django.db.models import CharField, Max, Q
+from django.db.models.functions import Cast
 from django.utils import timezone
 
 from portal.actors import Actor, actor_staff
@@ -246,8 +247,11 @@ def live_batch(*, prime_batch_id: str, viewer: Actor | None = None) -> LiveBatch
     batch = Batch.objects.get(prime_batch_id=prime_batch_id)
     legs = list(Leg.objects.filter(batch=batch).order_by("asset"))
     by_id = {leg_audit_id(prime_batch_id, leg.asset): leg for leg in legs}
-    changes = (
-        ChangeRequest.objects.filter(kind=LEG_KIND, target_id__in=list(by_id))
+    of_legs = ChangeRequest.objects.filter(kind=LEG_KIND, target_id__in=list(by_id))
+    # Per leg: its open request and its latest one (a bounded number, whatever the history).
+    latest = of_legs.values("target_id").annotate(newest=Max("pk")).values("newest")
+    changes = list(
+        of_legs.filter(Q(state__in=HOLDING_STATES) | Q(pk__in=latest))
         .select_related("requested_by")
         .prefetch_related("votes__voter")
         .order_by("-created_at", "-pk")
@@ -263,11 +267,7 @@ def live_batch(*, prime_batch_id: str, viewer: Actor | None = None) -> LiveBatch
     for target_id, leg in by_id.items():
         leg.batch = batch
         rows.append(_leg_row(leg, chosen.get(target_id), viewer))
-    timeline = batch_timeline(
-        prime_batch_id=prime_batch_id,
-        leg_assets=[leg.asset for leg in legs],
-        change_ids=[change.pk for change in changes],
-    )
+    timeline = batch_timeline(prime_batch_id=prime_batch_id, leg_assets=[leg.asset for leg in legs])
     return LiveBatch(batch=batch, rows=rows, freshness=freshness_of(batch=batch), timeline=timeline)
 
 
@@ -285,29 +285,35 @@ def _leg_row(leg: Leg, change: ChangeRequest | None, viewer: Actor | None) -> Le
     )
 
 
-def batch_timeline(
-    *, prime_batch_id: str, leg_assets: Iterable[str], change_ids: Iterable[int] = ()
-) -> list[AuditEvent]:
+def batch_timeline(*, prime_batch_id: str, leg_assets: Iterable[str]) -> list[AuditEvent]:
     """Everything that happened to a batch, its legs and their requests, oldest first.
 
     Legs are matched by their exact target ids (`<batch>:<asset>`), not by prefix:
     equality uses the (target_type, target_id, -seq) index on every database,
     where a LIKE prefix made PostgreSQL walk the whole trail (106 ms at 1M events).
+    The legs' change requests come in by a subquery, so the cost does not grow
+    with their number (one query for the events, one naming their legs).
     """
     prefix = f"{prime_batch_id}:"
     leg_ids = [f"{prefix}{asset}" for asset in leg_assets]
+    request_ids = (
+        ChangeRequest.objects.filter(kind=LEG_KIND, target_id__in=leg_ids)
+        .annotate(as_text=Cast("pk", output_field=CharField()))
+        .values("as_text")
+    )
     events = AuditEvent.objects.filter(
         Q(target_type=TargetType.BATCH, target_id=prime_batch_id)
         | Q(target_type=TargetType.LEG, target_id__in=leg_ids)
-        | Q(target_type=TargetType.CHANGE_REQUEST, target_id__in=[str(pk) for pk in change_ids])
+        | Q(target_type=TargetType.CHANGE_REQUEST, target_id__in=request_ids)
     ).order_by("-seq")[:TIMELINE_LIMIT]
     timeline = list(reversed(events))
-    assets = {}
-    if change_ids:
-        for pk, target_id in ChangeRequest.objects.filter(pk__in=list(change_ids)).values_list(
-            "pk", "target_id"
-        ):
-            assets[str(pk)] = target_id[len(prefix) :]
+    shown = {e.target_id for e in timeline if e.target_type == TargetType.CHANGE_REQUEST}
+    assets = {
+        str(pk): target_id[len(prefix) :]
+        for pk, target_id in ChangeRequest.objects.filter(
+            pk__in=[int(pk) for pk in shown if pk.isdigit()]
+        ).values_list("pk", "target_id")
+    }
     for event in timeline:
         is_leg = event.target_type == TargetType.LEG and event.target_id.startswith(prefix)
         asset = event.target_id[len(prefix) :] if is_leg else ""
