@@ -140,7 +140,6 @@ class Bench:
         call_command("migrate", verbosity=0)
         from django.contrib.auth import get_user_model
         from django.contrib.auth.models import Group
-
         from django_otp.plugins.otp_totp.models import TOTPDevice
 
         from portal.settlement import services
