@@ -53,6 +53,7 @@ def test_legs_requested_and_approved_in_one_step_settle_once_kraken_confirms(
     device = confirmed_device(approver)
     ap = new_page()
     sign_in(ap, live_server, approver, device=device)
+    expect(ap.locator(".nav-count .badge")).to_have_text("3", timeout=WAIT)
     ap.goto(f"{live_server.url}/settlement/{batch.prime_batch_id}/")
     ap.evaluate("window.__sameDocument = true")
     for asset in ASSETS:
