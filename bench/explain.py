@@ -1,6 +1,6 @@
 """Why is a page slow? Its queries, their times and PostgreSQL's plan, one request at a time.
 
-    DJANGO_SETTINGS_MODULE=portal.bench_settings \
+    DJANGO_SETTINGS_MODULE=bench.settings \
     DATABASE_URL=postgresql://postgres@127.0.0.1:5432/portal_bench \
         .venv/bin/python -m bench.explain [PAGE ...] [--repeat N] [--analyze]
 
@@ -33,7 +33,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--analyze", action="store_true", help="EXPLAIN ANALYZE the slowest")
     parser.add_argument("--manifest", help="default: var/bench/<database>-manifest.json")
     args = parser.parse_args(argv)
-    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "portal.bench_settings")
+    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "bench.settings")
     os.environ.setdefault("DJANGO_DEBUG", "false")
     import django
 

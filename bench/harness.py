@@ -8,7 +8,7 @@ Steps (each one's time and the machine's load average are recorded):
 2. seed (`bench.seed`): production volume through the apps' models, audit events
    through `manage.py seed_audit_events`, then ANALYZE;
 3. serve: the Prime sandbox (`python -m primeapi.sandbox`) and the portal under
-   gunicorn (`portal.bench_settings`: the portal's settings, DEBUG off, plus a
+   gunicorn (`bench.settings`: the portal's settings, DEBUG off, plus a
    query-counting middleware and Django's admin at /bench-admin/), loopback ports;
 4. load (`bench.load`, a separate process): C signed-in clients per scenario;
 5. peak RSS of every gunicorn worker (VmHWM), then the servers stop;
@@ -169,7 +169,7 @@ def django_env(db_url: str, creds: Path | None = None) -> dict[str, str]:
         if not k.startswith(("PRIME_", "DJANGO_", "PORTAL_", "DATABASE_"))
     }
     env.update(
-        DJANGO_SETTINGS_MODULE="portal.bench_settings",
+        DJANGO_SETTINGS_MODULE="bench.settings",
         DATABASE_URL=db_url,
         DJANGO_DEBUG="false",
         PORTAL_ENV="development",

@@ -47,7 +47,7 @@ def render(results: dict) -> str:
         f"- Seed time (s): {json.dumps(results.get('seed_timings_s', {}))}",
         f"- Portal: gunicorn {gunicorn['workers']} x {gunicorn['worker_class']} worker(s)"
         + (f", {gunicorn['threads']} threads" if gunicorn["threads"] > 1 else "")
-        + ", `portal.bench_settings` (DEBUG off)",
+        + ", `bench.settings` (DEBUG off)",
         f"- Load: up to {settings['concurrency']} concurrent signed-in clients per page "
         f"(each its own session), modes {', '.join(settings.get('modes', []))}; paced think "
         f"time {settings['think_s']} s (mean), live-status poll every "

@@ -1,12 +1,12 @@
 """Seed the bench database at production volume, in bulk, through the apps' own models.
 
-    DJANGO_SETTINGS_MODULE=portal.bench_settings DATABASE_URL=... \
+    DJANGO_SETTINGS_MODULE=bench.settings DATABASE_URL=... \
         .venv/bin/python -m bench.seed --manifest FILE [--users N --keys-per-user K ...]
 
 Writes: bench staff (a Viewer for the portal pages, a superuser for the admin
 anchor, an Operator and an Approver who own the settlement requests), N Prime users
 with K keys each, B batches of L legs with their settlement requests, and E audit
-events through the audit app's `seed_audit_events` command (one valid hash chain).
+events through the bench's own `seed_audit_events` command (one valid hash chain).
 The ids of users and batches are the ones the audit seeder uses for its targets, so
 a user's or a batch's history in the audit trail is not empty. Then ANALYZE, and a
 manifest (JSON) of what the load process needs: logins, ids, search terms.
@@ -67,7 +67,7 @@ def _check_fields(model, wanted: set[str]) -> None:
 
 def audit_ids(audit_seed: int) -> tuple[list[str], list[str], list[str]]:
     """The user, key and batch ids the audit seeder targets with this random seed."""
-    generator = need("portal.audit.seed", "_Generator")
+    generator = need("bench.audit_seed", "_Generator")
     gen = generator(random.Random(audit_seed))
     return list(gen.users), list(gen.keys), list(gen.batches)
 
@@ -275,7 +275,10 @@ def seed_audit(count: int, seed: int) -> None:
     from django.core.management import call_command, get_commands
 
     if "seed_audit_events" not in get_commands():
-        raise SeedError("bench seed needs the audit app's `manage.py seed_audit_events`")
+        raise SeedError(
+            "bench seed needs `manage.py seed_audit_events`: "
+            "run it with DJANGO_SETTINGS_MODULE=bench.settings"
+        )
     call_command("seed_audit_events", count=count, seed=seed, no_progress=True, verbosity=0)
 
 
@@ -417,7 +420,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument("--audit-seed", type=int, default=1)
     args = parser.parse_args(argv)
-    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "portal.bench_settings")
+    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "bench.settings")
     if args.urls_only:
         manifest = json.loads(Path(args.manifest).read_text(encoding="utf-8"))
         manifest.update(plan_urls(manifest))

@@ -7,7 +7,6 @@ variable is listed in `.env.example`.
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import dj_database_url
@@ -16,9 +15,9 @@ from django.core.exceptions import ImproperlyConfigured
 from portal.env import env_bool, env_int, env_list, env_secret, env_str
 
 BASE_DIR = Path(__file__).resolve().parent.parent
+# Local state (SQLite file, sandbox credentials, lock files). Settings never create it:
+# scripts/run does, and whatever writes a file there creates the folder it needs.
 VAR_DIR = Path(env_str("PORTAL_VAR_DIR", str(BASE_DIR / "var")))
-# Local state (SQLite files, sandbox credentials, locks); a fresh clone has none yet.
-VAR_DIR.mkdir(parents=True, exist_ok=True)
 
 PORTAL_ENV = env_str("PORTAL_ENV", "development")
 if PORTAL_ENV not in ("development", "production"):
@@ -110,18 +109,10 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
         "transaction_mode": "IMMEDIATE",
         "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
     }
-    # A file (not :memory:) so live servers and spawned processes share it; one per
-    # test run, and exported so child processes of that run find the same file.
-    if not os.environ.get("PORTAL_TEST_SQLITE"):
-        os.environ["PORTAL_TEST_SQLITE"] = str(VAR_DIR / f"test-{os.getpid()}.sqlite3")
-    DATABASES["default"].setdefault("TEST", {})["NAME"] = os.environ["PORTAL_TEST_SQLITE"]
 else:
     DATABASES["default"]["CONN_MAX_AGE"] = env_int("DATABASE_CONN_MAX_AGE", 60)
     DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
-    # One test database per test run (several runs may share a server); children inherit it.
-    if not os.environ.get("PORTAL_TEST_DB_NAME"):
-        os.environ["PORTAL_TEST_DB_NAME"] = f"test_portal_{os.getpid()}"
-    DATABASES["default"].setdefault("TEST", {})["NAME"] = os.environ["PORTAL_TEST_DB_NAME"]
+# The test database of each run is chosen by tests/conftest.py (pytest-django's hook).
 
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 AUTH_USER_MODEL = "staff.Staff"

@@ -84,6 +84,25 @@ def prime_settings(settings, fresh_sandbox):
     return fresh_sandbox
 
 
+@pytest.fixture(scope="session")
+def django_db_modify_db_settings(django_db_modify_db_settings_parallel_suffix, tmp_path_factory):
+    """One test database per test run, which child processes of the run can find.
+
+    SQLite: a file in this run's pytest temporary folder (not ``:memory:``), so live
+    servers and spawned processes share it. PostgreSQL: ``test_portal_<pid>``, as
+    several runs may share one server. Tests hand it to their child processes through
+    ``DATABASE_URL`` (see ``child_environment`` in tests/settlement/conftest.py).
+    """
+    from django.conf import settings
+
+    database = settings.DATABASES["default"]
+    if database["ENGINE"].endswith("sqlite3"):
+        name = str(tmp_path_factory.getbasetemp() / "test-portal.sqlite3")
+    else:
+        name = f"test_portal_{os.getpid()}"
+    database.setdefault("TEST", {})["NAME"] = name
+
+
 def _on_postgres() -> bool:
     from django.conf import settings
 

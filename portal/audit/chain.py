@@ -32,7 +32,10 @@ import uuid
 from collections.abc import Mapping, Sequence
 from datetime import UTC, date, datetime, time, timedelta
 from decimal import Decimal
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from portal.audit.models import AuditEvent
 
 CANONICAL_VERSION = "audit-v1"
 GENESIS_HASH = "0" * 64
@@ -188,6 +191,6 @@ def event_hash(fields: Mapping[str, Any]) -> str:
     return row_hash(row_of(fields))
 
 
-def fields_of(event) -> dict[str, Any]:
+def fields_of(event: AuditEvent) -> dict[str, Any]:
     """The hashed field values of a stored AuditEvent."""
     return {name: getattr(event, name) for name in (*SCALAR_FIELDS, *JSON_FIELDS, "hash")}

@@ -27,7 +27,7 @@ class CanonicalJSONField(models.TextField):
             return None
         return json_text(value)
 
-    def from_db_value(self, value: str | None, expression, connection) -> Any:
+    def from_db_value(self, value: str | None, expression: object, connection: object) -> Any:
         if value is None:
             return None
         return json.loads(value)
@@ -35,5 +35,5 @@ class CanonicalJSONField(models.TextField):
     def to_python(self, value: Any) -> Any:
         return value
 
-    def value_to_string(self, obj) -> str:
+    def value_to_string(self, obj: models.Model) -> str:
         return self.get_prep_value(self.value_from_object(obj)) or ""

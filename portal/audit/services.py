@@ -6,7 +6,6 @@ import hashlib
 import ipaddress
 import json
 from collections.abc import Iterable
-from typing import Any
 
 from django.db import transaction
 from django.utils import timezone
@@ -77,10 +76,10 @@ def audit_record(
     target_type: TargetType,
     target_id: str = "",
     outcome: Outcome = Outcome.SUCCEEDED,
-    before: Any = None,
-    after: Any = None,
+    before: object = None,
+    after: object = None,
     prime_endpoint: str = "",
-    prime_response: Any = None,
+    prime_response: object = None,
     message: str = "",
     ctx: context.RequestContext | None = None,
     secrets: Iterable[str] = (),
@@ -102,15 +101,15 @@ def audit_record(
     secret_values = check_secrets(secrets)
     actor_id, actor_label = _actor_fields(actor)
 
-    def text(name: str, value: Any) -> str:
+    def text(name: str, value: object) -> str:
         cleaned = clean_text(scrub_text("" if value is None else str(value), secret_values))
         limit = _MAX.get(name)
         return cleaned[:limit] if limit else cleaned
 
-    def data(value: Any) -> Any:
+    def data(value: object) -> object:
         return None if value is None else redact(to_json_value(value), secret_values)
 
-    fields: dict[str, Any] = {
+    fields: dict[str, object] = {
         "actor_id": actor_id,
         "actor_label": text("actor_label", actor_label),
         "action": str(action),
@@ -147,7 +146,7 @@ def audit_record(
     return event
 
 
-def audit_refusal(*, actor: Any, permission: str, path: str) -> AuditEvent:
+def audit_refusal(*, actor: Actor | None, permission: str, path: str) -> AuditEvent:
     """Record an attempt the portal refused for lack of permission."""
     return audit_record(
         actor=actor,

@@ -11,12 +11,14 @@ import hashlib
 import queue
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Generator, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import psycopg
 from django.db import connection, transaction
+from psycopg.abc import Buffer
 from psycopg.adapt import Loader
 from psycopg.pq import Format
 
@@ -130,11 +132,13 @@ class _MicrosLoader(Loader):
 
     format = Format.BINARY
 
-    def load(self, data) -> int:
+    def load(self, data: Buffer) -> int:
         return int.from_bytes(data, "big", signed=True) + _PG_EPOCH_US
 
 
-def _pg_chunks(raw, sql: str, params: list, chunk_size: int) -> Iterator[list[tuple]]:
+def _pg_chunks(
+    raw: psycopg.Connection[Any], sql: str, params: list[Any], chunk_size: int
+) -> Generator[list[tuple[Any, ...]], None, None]:
     """Rows straight from psycopg (usable from another thread: no Django connection involved)."""
     with raw.cursor(name=f"audit_verify_{id(raw)}", binary=True, withhold=raw.autocommit) as cur:
         cur.adapters.register_loader("timestamptz", _MicrosLoader)
@@ -143,7 +147,9 @@ def _pg_chunks(raw, sql: str, params: list, chunk_size: int) -> Iterator[list[tu
             yield rows
 
 
-def _prefetched(chunks: Iterator[list[tuple]], depth: int = 4) -> Iterator[list[tuple]]:
+def _prefetched(
+    chunks: Generator[list[tuple[Any, ...]], None, None], depth: int = 4
+) -> Iterator[list[tuple[Any, ...]]]:
     """Run a chunk iterator in a background thread, `depth` chunks ahead of the consumer."""
     box: queue.Queue = queue.Queue(maxsize=depth)
     stop = threading.Event()
@@ -214,7 +220,7 @@ class ChainWalker:
         fmt = (CANONICAL_FORMAT + "%.0s").__mod__
         separators = FIELD_COUNT
         prev_seq, prev_hash, prev_time = self.prev_seq, self.prev_hash, self.prev_time
-        anchor_seq = self.expect_head[0] if self.expect_head else None
+        anchor_seq, anchor_hash = self.expect_head if self.expect_head else (None, "")
         for row in rows:
             seq = row[0]
             text = fmt(row)
@@ -240,11 +246,11 @@ class ChainWalker:
                 )
             if row[1] < prev_time:
                 self.problem(seq, f"time goes backwards from event #{prev_seq}")
-            if seq == anchor_seq and row[17] != self.expect_head[1]:
+            if seq == anchor_seq and row[17] != anchor_hash:
                 self.problem(
                     seq,
                     f"differs from the external anchor: hash {row[17][:16]}…, "
-                    f"anchor {self.expect_head[1][:16]}… (the chain was rewritten)",
+                    f"anchor {anchor_hash[:16]}… (the chain was rewritten)",
                 )
             prev_seq, prev_hash, prev_time = seq, row[17], row[1]
         if rows:
@@ -270,9 +276,9 @@ def verify_chain(
     walker = ChainWalker(report, expect_head=expect_head, limit=max_problems)
     with read_snapshot():
         head = read_head()
-        bound = head[0] if head else 0
+        bound: int | None = head[0] if head else 0
         if on_total:
-            on_total(bound)
+            on_total(bound or 0)
         after = 0
         beyond_head = False
         while True:

@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 from django.conf import settings
-from django.core.checks import Error, Tags, Warning, register
+from django.core.checks import CheckMessage, Error, Tags, Warning, register
 from django.core.exceptions import ImproperlyConfigured
 
 
 @register(Tags.security)
-def encryption_keys_valid(app_configs, **kwargs):
+def encryption_keys_valid(app_configs: object, **kwargs: object) -> list[CheckMessage]:
     """Every PORTAL_ENCRYPTION_KEYS entry must be a Fernet key."""
     from portal.connection.crypto import encryption_keys
 
@@ -22,7 +22,7 @@ def encryption_keys_valid(app_configs, **kwargs):
 
 
 @register(Tags.security, deploy=True)
-def encryption_keys_set(app_configs, **kwargs):
+def encryption_keys_set(app_configs: object, **kwargs: object) -> list[CheckMessage]:
     """Production should set PORTAL_ENCRYPTION_KEYS, or the settings page cannot store a secret."""
     if getattr(settings, "PRODUCTION", False) and not settings.PORTAL_ENCRYPTION_KEYS:
         return [

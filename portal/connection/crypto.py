@@ -43,7 +43,7 @@ def _derived_development_key() -> bytes:
         salt=b"prime-ops-portal",
         info=b"stored prime secret v1",
     )
-    return base64.urlsafe_b64encode(hkdf.derive(settings.SECRET_KEY.encode("utf-8")))
+    return base64.urlsafe_b64encode(hkdf.derive(str(settings.SECRET_KEY).encode("utf-8")))
 
 
 def encryption_keys() -> list[bytes]:

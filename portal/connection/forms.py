@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from typing import Any
 from urllib.parse import urlsplit
 
 from django import forms
@@ -26,7 +27,7 @@ class ConnectionForm(forms.Form):
         help_text="Write-only: stored encrypted and never shown again.",
     )
 
-    def __init__(self, *args, stored: StoredConnection | None = None, **kwargs) -> None:
+    def __init__(self, *args: Any, stored: StoredConnection | None = None, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.stored = stored
         if stored is not None:
@@ -65,8 +66,9 @@ class ConnectionForm(forms.Form):
                 ) from None
         return secret
 
-    def clean(self) -> dict:
-        data = super().clean()
+    def clean(self) -> dict[str, Any]:
+        super().clean()
+        data = self.cleaned_data
         key = data.get("api_key")
         keeps_stored = self.stored is not None and self.stored.api_key == key
         if key and not data.get("api_secret") and not keeps_stored:

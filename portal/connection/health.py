@@ -19,6 +19,7 @@ import logging
 import os
 import threading
 import time
+from collections.abc import Callable
 from datetime import datetime, timedelta
 
 from django.db import DatabaseError
@@ -167,7 +168,9 @@ def record_call(
 class HealthObserver:
     """PrimeClient observer: releases the nonce gate and records the connection's health."""
 
-    def __init__(self, *, fingerprint: str, api_url: str, release=None) -> None:
+    def __init__(
+        self, *, fingerprint: str, api_url: str, release: Callable[[], None] | None = None
+    ) -> None:
         self.fingerprint = fingerprint
         self.api_url = api_url
         self._release = release

@@ -264,7 +264,7 @@ class GatedSession(requests.Session):
         super().__init__()
         self._nonce = nonce
 
-    def request(self, *args: Any, **kwargs: Any) -> requests.Response:  # type: ignore[override]
+    def request(self, *args: Any, **kwargs: Any) -> requests.Response:
         try:
             return super().request(*args, **kwargs)
         finally:

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
-from typing import Any
 
 from django.core.exceptions import ImproperlyConfigured
 from django.db import transaction
 from django.utils import timezone
 
+from portal.actors import Actor, actor_label
 from portal.audit.models import AuditAction, Outcome, TargetType
 from portal.audit.services import audit_record
 from portal.connection import crypto, door, resolve
@@ -33,13 +33,7 @@ class ConnectionRefused(Exception):
     """A change to the stored connection the portal refuses; the message says why."""
 
 
-def _actor_label(actor: Any) -> str:
-    if isinstance(actor, str):
-        return f"system:{actor}"
-    return actor.get_username() if getattr(actor, "is_authenticated", False) else "anonymous"
-
-
-def _snapshot(stored: StoredConnection | None) -> dict[str, Any] | None:
+def _snapshot(stored: StoredConnection | None) -> dict[str, object] | None:
     # Never the secret, nor anything derived from it: only whether one is stored and when.
     if stored is None:
         return None
@@ -52,7 +46,7 @@ def _snapshot(stored: StoredConnection | None) -> dict[str, Any] | None:
     }
 
 
-def _refuse_if_environment(*, actor: Any, doing: str) -> None:
+def _refuse_if_environment(*, actor: Actor, doing: str) -> None:
     try:
         found = door.environment_connection()
     except door.PrimeNotConfigured as exc:
@@ -76,7 +70,7 @@ def _refuse_if_environment(*, actor: Any, doing: str) -> None:
 
 
 def connection_store(
-    *, actor: Any, api_url: str, api_key: str, api_secret: str | None
+    *, actor: Actor, api_url: str, api_key: str, api_secret: str | None
 ) -> StoredConnection:
     """Store the Prime connection; a blank secret keeps the stored one (same key only)."""
     _refuse_if_environment(actor=actor, doing="change")
@@ -88,7 +82,7 @@ def connection_store(
     except ImproperlyConfigured as exc:
         raise ConnectionRefused(str(exc)) from None
     now = timezone.now()
-    who = _actor_label(actor)
+    who = actor_label(actor)
     with transaction.atomic():
         stored = (
             StoredConnection.objects.select_for_update()
@@ -141,7 +135,7 @@ def connection_store(
     return stored
 
 
-def connection_clear(*, actor: Any) -> bool:
+def connection_clear(*, actor: Actor) -> bool:
     """Forget the stored connection; False when there was none."""
     _refuse_if_environment(actor=actor, doing="remove")
     with transaction.atomic():
@@ -208,7 +202,7 @@ def connection_test() -> ConnectionTestResult:
     )
 
 
-def stored_secrets_rotate(*, actor: Any) -> int:
+def stored_secrets_rotate(*, actor: Actor) -> int:
     """Re-encrypt every stored secret with the newest key; returns how many were rotated."""
     newest = crypto.key_id(crypto.encryption_keys()[0])
     with transaction.atomic():

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from django.contrib import messages
-from django.http import HttpRequest, HttpResponse
+from django.http import HttpResponse
 from django.views.decorators.http import require_GET, require_POST
 
 from portal.connection import door
@@ -17,12 +17,12 @@ from portal.connection.services import (
 )
 from portal.staff.access import require_perm
 from portal.staff.roles import MANAGE_CONNECTION
-from portal.web import render_htmx
+from portal.web import StaffRequest, render_htmx
 
 TEMPLATE = "connection/settings.html"
 
 
-def _page_context(form: ConnectionForm | None = None, **extra) -> dict:
+def _page_context(form: ConnectionForm | None = None, **extra: object) -> dict[str, object]:
     stored = stored_connection_get()
     try:
         environment = door.environment_connection()
@@ -49,14 +49,14 @@ def _page_context(form: ConnectionForm | None = None, **extra) -> dict:
 
 @require_GET
 @require_perm(MANAGE_CONNECTION)
-def settings_page(request: HttpRequest) -> HttpResponse:
+def settings_page(request: StaffRequest) -> HttpResponse:
     """Where the connection comes from, the stored one (never its secret), and the forms."""
     return render_htmx(request, TEMPLATE, "connection-form", _page_context())
 
 
 @require_POST
 @require_perm(MANAGE_CONNECTION)
-def save(request: HttpRequest) -> HttpResponse:
+def save(request: StaffRequest) -> HttpResponse:
     """Store the URL, key and (write-only) secret."""
     form = ConnectionForm(request.POST, stored=stored_connection_get())
     if not form.is_valid():
@@ -77,7 +77,7 @@ def save(request: HttpRequest) -> HttpResponse:
 
 @require_POST
 @require_perm(MANAGE_CONNECTION)
-def test(request: HttpRequest) -> HttpResponse:
+def test(request: StaffRequest) -> HttpResponse:
     """Call ListPrimeApiUsers with the connection in force and show the answer."""
     result = connection_test()
     return render_htmx(request, TEMPLATE, "connection-test", _page_context(test_result=result))
@@ -85,7 +85,7 @@ def test(request: HttpRequest) -> HttpResponse:
 
 @require_POST
 @require_perm(MANAGE_CONNECTION)
-def clear(request: HttpRequest) -> HttpResponse:
+def clear(request: StaffRequest) -> HttpResponse:
     """Forget the stored connection."""
     try:
         removed = connection_clear(actor=request.user)

@@ -54,9 +54,8 @@ def require_any_perm(*perms: str) -> Callable[[View], View]:
         def wrapped(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
             if not any(request.user.has_perm(perm) for perm in perms):
                 if request.method not in ("GET", "HEAD", "OPTIONS"):
-                    audit_refusal(
-                        actor=request.user, permission=" or ".join(perms), path=request.path
-                    )
+                    staff = request.user if isinstance(request.user, Staff) else None
+                    audit_refusal(actor=staff, permission=" or ".join(perms), path=request.path)
                 raise PermissionDenied(say.NEED_OPERATOR_OR_APPROVER)
             return view(request, *args, **kwargs)
 

@@ -4,10 +4,13 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from functools import wraps
+from typing import Any, TypeVar, cast
 
 from django.core.exceptions import PermissionDenied
-from django.http import HttpRequest, HttpResponse
+from django.http import HttpRequest, HttpResponseBase
 
+from portal.audit.services import audit_refusal
+from portal.staff.models import Staff
 from portal.staff.roles import (
     APPROVE_SETTLEMENT,
     MANAGE_CONNECTION,
@@ -17,6 +20,8 @@ from portal.staff.roles import (
     REQUEST_SETTLEMENT,
     VIEW_PORTAL,
 )
+
+View = TypeVar("View", bound=Callable[..., HttpResponseBase])
 
 _WHAT = {
     VIEW_PORTAL: "read the portal",
@@ -29,23 +34,22 @@ _WHAT = {
 }
 
 
-def require_perm(perm: str) -> Callable:
+def require_perm(perm: str) -> Callable[[View], View]:
     """Refuse with a clear 403 unless the signed-in person holds `perm`; audit refused writes."""
 
-    def decorator(view: Callable[..., HttpResponse]) -> Callable[..., HttpResponse]:
+    def decorator(view: View) -> View:
         @wraps(view)
-        def wrapped(request: HttpRequest, *args, **kwargs) -> HttpResponse:
+        def wrapped(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponseBase:
             if not request.user.has_perm(perm):
                 if request.method not in ("GET", "HEAD", "OPTIONS"):
-                    from portal.audit.services import audit_refusal
-
-                    audit_refusal(actor=request.user, permission=perm, path=request.path)
+                    staff = request.user if isinstance(request.user, Staff) else None
+                    audit_refusal(actor=staff, permission=perm, path=request.path)
                 raise PermissionDenied(
                     f"You need permission to {_WHAT.get(perm, perm)}. Ask an Admin if you need it."
                 )
             return view(request, *args, **kwargs)
 
-        wrapped.required_permission = perm  # read by the permission-walk test
-        return wrapped
+        wrapped.required_permission = perm  # type: ignore[attr-defined]  # permission-walk test
+        return cast(View, wrapped)
 
     return decorator

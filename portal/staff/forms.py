@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import re
+from typing import Any
 
 from django import forms
 from django.contrib.auth import get_user_model, password_validation
 from django.contrib.auth.validators import UnicodeUsernameValidator
 
+from portal.staff.models import Staff
 from portal.staff.roles import Role
 
 
@@ -28,7 +30,7 @@ class StaffCreateForm(forms.Form):
         help_text="Leave empty to generate one; it is shown once.",
     )
 
-    def __init__(self, *args, check_password: bool = True, **kwargs):
+    def __init__(self, *args: Any, check_password: bool = True, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.check_password = check_password
 
@@ -38,8 +40,9 @@ class StaffCreateForm(forms.Form):
             raise forms.ValidationError(f"A staff member called {username} already exists.")
         return username
 
-    def clean(self):
-        cleaned = super().clean()
+    def clean(self) -> dict[str, Any]:
+        super().clean()
+        cleaned = self.cleaned_data
         password = cleaned.get("password")
         if password and self.check_password:
             probe = get_user_model()(
@@ -109,12 +112,13 @@ class PasswordChangeForm(forms.Form):
         widget=forms.PasswordInput(attrs={"autocomplete": "new-password"}),
     )
 
-    def __init__(self, *args, user, **kwargs):
+    def __init__(self, *args: Any, user: Staff, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.user = user
 
-    def clean(self):
-        cleaned = super().clean()
+    def clean(self) -> dict[str, Any]:
+        super().clean()
+        cleaned = self.cleaned_data
         first, second = cleaned.get("new_password1"), cleaned.get("new_password2")
         if first and second and first != second:
             self.add_error("new_password2", "The two new passwords do not match.")

@@ -3,22 +3,26 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import TypeVar
 from urllib.parse import urlencode, urlsplit
 
 from django.contrib.auth.middleware import LoginRequiredMiddleware
-from django.http import HttpRequest, HttpResponse
+from django.http import HttpRequest, HttpResponse, HttpResponseBase
 from django.shortcuts import redirect, resolve_url
 from django.urls import reverse
 from django.utils.deprecation import MiddlewareMixin
 from django_htmx.http import HttpResponseClientRedirect
 
 from portal.staff import selectors
+from portal.staff.models import Staff
 from portal.web import is_htmx
 
+View = TypeVar("View", bound=Callable[..., HttpResponseBase])
 
-def two_factor_exempt(view: Callable) -> Callable:
+
+def two_factor_exempt(view: View) -> View:
     """Mark a view a half-signed-in person may open (sign-out, the two-factor pages)."""
-    view.two_factor_exempt = True
+    view.two_factor_exempt = True  # type: ignore[attr-defined]
     return view
 
 
@@ -34,7 +38,11 @@ def _htmx_page_path(request: HttpRequest) -> str:
 class PortalLoginRequiredMiddleware(LoginRequiredMiddleware):
     """Django's LoginRequiredMiddleware; an htmx request is sent to sign in with a full page."""
 
-    def handle_no_permission(self, request: HttpRequest, view_func: Callable) -> HttpResponse:
+    # Django's stub promises an HttpResponseRedirect; an htmx request gets django-htmx's
+    # client redirect (HX-Redirect) instead, a sibling class.
+    def handle_no_permission(  # type: ignore[override]
+        self, request: HttpRequest, view_func: Callable[..., HttpResponseBase]
+    ) -> HttpResponseBase:
         if not is_htmx(request):
             return super().handle_no_permission(request, view_func)
         login = resolve_url(self.get_login_url(view_func))
@@ -55,13 +63,19 @@ class TwoFactorMiddleware(MiddlewareMixin):
     Runs after OTPMiddleware, which gives `request.user.is_verified()`.
     """
 
-    def process_view(self, request, view_func, view_args, view_kwargs) -> HttpResponse | None:
+    def process_view(
+        self,
+        request: HttpRequest,
+        view_func: Callable[..., HttpResponse],
+        view_args: tuple[object, ...],
+        view_kwargs: dict[str, object],
+    ) -> HttpResponse | None:
         user = request.user
-        if not user.is_authenticated or user.is_verified():
+        if not isinstance(user, Staff) or not user.is_authenticated or user.is_verified():
             return None
         step = self._pending_step(user)
         # The frame hides navigation and the status strip while a step is pending.
-        request.two_factor_pending = step is not None
+        request.two_factor_pending = step is not None  # type: ignore[attr-defined]
         if step is None or getattr(view_func, "two_factor_exempt", False):
             return None
         if not getattr(view_func, "login_required", True):
@@ -69,7 +83,7 @@ class TwoFactorMiddleware(MiddlewareMixin):
         return self._send_to(request, reverse(step))
 
     @staticmethod
-    def _pending_step(user) -> str | None:
+    def _pending_step(user: Staff) -> str | None:
         if selectors.otp_has_confirmed_device(staff=user):
             return "staff:two-factor"
         if selectors.two_factor_required():

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from django.conf import settings
 from django.contrib.auth.models import AbstractUser
 from django.db import models
@@ -11,6 +13,10 @@ class Staff(AbstractUser):
     """A person who signs in to the portal."""
 
     display_name = models.CharField(max_length=150, blank=True)
+    # Not columns. The staff selectors set role_names (the roles held, in the roles'
+    # order); django-otp's OTPMiddleware sets is_verified on the signed-in person.
+    role_names: list[str]
+    is_verified: Callable[[], bool]
 
     class Meta:
         verbose_name = "staff member"

@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from django.db import models
+
+if TYPE_CHECKING:
+    from django.contrib.auth.models import AnonymousUser
+
+    from portal.staff.models import Staff
 
 VIEW_PORTAL = "staff.view_portal"
 MANAGE_PRIME_USERS = "staff.manage_prime_users"
@@ -58,7 +63,7 @@ def ensure_roles(**kwargs: Any) -> None:
         group.permissions.set(wanted)
 
 
-def navigation_for(user) -> list[dict[str, str]]:
+def navigation_for(user: Staff | AnonymousUser) -> list[dict[str, str]]:
     """Navigation entries the user may open, resolved to URLs (unknown routes are skipped)."""
     from django.urls import NoReverseMatch, reverse
 

@@ -6,7 +6,7 @@ import secrets
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from typing import TypedDict
 
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import Group
@@ -14,6 +14,7 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 from django_otp.plugins.otp_totp.models import TOTPDevice
 
+from portal.actors import Actor
 from portal.audit.models import AuditAction, Outcome, TargetType
 from portal.audit.services import audit_record
 from portal.staff.models import PortalSecurity, Staff
@@ -52,7 +53,16 @@ def password_generate() -> str:
     return secrets.token_urlsafe(18)
 
 
-def _snapshot(staff: Staff, roles: Iterable[str] | None = None) -> dict[str, Any]:
+class StaffSnapshot(TypedDict):
+    """A staff member as the audit trail records them before and after a change."""
+
+    username: str
+    display_name: str
+    roles: list[str]
+    is_active: bool
+
+
+def _snapshot(staff: Staff, roles: Iterable[str] | None = None) -> StaffSnapshot:
     held = set(roles) if roles is not None else {g.name for g in staff.groups.all()}
     return {
         "username": staff.username,
@@ -96,7 +106,7 @@ def _locked_active_admin_ids() -> set[int]:
     return set(rows)
 
 
-def _last_admin_words(*, actor: Any, staff: Staff, doing: str) -> str:
+def _last_admin_words(*, actor: Actor, staff: Staff, doing: str) -> str:
     if getattr(actor, "pk", None) == staff.pk:
         return (
             f"You are the last active Admin, so you cannot {doing}. "
@@ -108,7 +118,7 @@ def _last_admin_words(*, actor: Any, staff: Staff, doing: str) -> str:
     )
 
 
-def _refuse(*, actor: Any, action: AuditAction, staff: Staff, words: str, before: Any) -> None:
+def _refuse(*, actor: Actor, action: AuditAction, staff: Staff, words: str, before: object) -> None:
     audit_record(
         actor=actor,
         action=action,
@@ -123,7 +133,7 @@ def _refuse(*, actor: Any, action: AuditAction, staff: Staff, words: str, before
 
 def staff_create(
     *,
-    actor: Any,
+    actor: Actor,
     username: str,
     display_name: str = "",
     roles: Iterable[str] = (),
@@ -154,7 +164,7 @@ def staff_create(
     return StaffCreated(staff=staff, generated_password=generated)
 
 
-def staff_role_set(*, actor: Any, staff: Staff, role: str, granted: bool) -> Staff:
+def staff_role_set(*, actor: Actor, staff: Staff, role: str, granted: bool) -> Staff:
     """Grant or revoke one role; the last active Admin keeps theirs."""
     (role,) = _check_roles([role])
     refusal = None
@@ -195,7 +205,7 @@ def staff_role_set(*, actor: Any, staff: Staff, role: str, granted: bool) -> Sta
     return staff
 
 
-def staff_deactivate(*, actor: Any, staff: Staff) -> Staff:
+def staff_deactivate(*, actor: Actor, staff: Staff) -> Staff:
     """Stop a person signing in (their sessions end with it); never yourself or the last Admin."""
     refusal = None
     with transaction.atomic():
@@ -230,7 +240,7 @@ def staff_deactivate(*, actor: Any, staff: Staff) -> Staff:
     return staff
 
 
-def two_factor_requirement_set(*, actor: Any, required: bool) -> PortalSecurity:
+def two_factor_requirement_set(*, actor: Actor, required: bool) -> PortalSecurity:
     """Require (or stop requiring) two-factor sign-in for everyone.
 
     An Admin turns it on only once their own account has an authenticator app, so the
@@ -370,7 +380,7 @@ def staff_password_change(*, staff: Staff, current_password: str, new_password: 
     return staff
 
 
-def otp_device_reset(*, actor: Any, staff: Staff) -> int:
+def otp_device_reset(*, actor: Actor, staff: Staff) -> int:
     """Remove a person's authenticator apps (lost phone); returns how many were removed.
 
     Their verified sessions stop being verified at once; if two-factor is required they

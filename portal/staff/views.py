@@ -9,6 +9,7 @@ import django_otp
 from django.contrib import messages
 from django.contrib.auth import update_session_auth_hash
 from django.contrib.auth import views as auth_views
+from django.contrib.auth.forms import AuthenticationForm
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render, resolve_url
 from django.urls import reverse
@@ -31,7 +32,7 @@ from portal.staff.middleware import two_factor_exempt
 from portal.staff.models import Staff
 from portal.staff.roles import MANAGE_STAFF, Role
 from portal.staff.two_factor import qr_svg, secret_base32
-from portal.web import no_store, redirect_to, render_htmx, wants_fragment
+from portal.web import StaffRequest, no_store, redirect_to, render_htmx, wants_fragment
 
 PAGE = "staff/list.html"
 PASSWORD_PAGE = "staff/password.html"
@@ -60,7 +61,7 @@ class StaffLoginView(auth_views.LoginView):
     template_name = "staff/login.html"
     redirect_authenticated_user = True
 
-    def form_valid(self, form):
+    def form_valid(self, form: AuthenticationForm) -> HttpResponse:
         response = super().form_valid(form)
         user = form.get_user()
         if selectors.otp_has_confirmed_device(staff=user):
@@ -83,7 +84,7 @@ def _otp_refusal(check: services.OtpCheck) -> str:
 
 @two_factor_exempt
 @require_http_methods(["GET", "POST"])
-def two_factor_verify(request: HttpRequest) -> HttpResponse:
+def two_factor_verify(request: StaffRequest) -> HttpResponse:
     """The second sign-in step: a code from the person's authenticator app."""
     user = request.user
     next_url = _next_url(request)
@@ -107,7 +108,7 @@ def two_factor_verify(request: HttpRequest) -> HttpResponse:
 
 @two_factor_exempt
 @require_http_methods(["GET", "POST"])
-def two_factor_setup(request: HttpRequest) -> HttpResponse:
+def two_factor_setup(request: StaffRequest) -> HttpResponse:
     """Enrol an authenticator app: scan the QR code (or type the secret), confirm a code."""
     user = request.user
     next_url = _next_url(request)
@@ -181,7 +182,7 @@ def staff_list(request: HttpRequest) -> HttpResponse:
 
 @require_POST
 @require_perm(MANAGE_STAFF)
-def staff_create(request: HttpRequest) -> HttpResponse:
+def staff_create(request: StaffRequest) -> HttpResponse:
     """Create an account; a generated password is shown once, in this response only."""
     form = StaffCreateForm(request.POST)
     if not form.is_valid():
@@ -208,7 +209,7 @@ def staff_create(request: HttpRequest) -> HttpResponse:
 
 @require_POST
 @require_perm(MANAGE_STAFF)
-def staff_roles(request: HttpRequest, pk: int) -> HttpResponse:
+def staff_roles(request: StaffRequest, pk: int) -> HttpResponse:
     """Grant or revoke one role; answers with the person's row."""
     person = get_object_or_404(Staff, pk=pk)
     form = RoleChangeForm(request.POST)
@@ -226,7 +227,7 @@ def staff_roles(request: HttpRequest, pk: int) -> HttpResponse:
 
 @require_POST
 @require_perm(MANAGE_STAFF)
-def staff_deactivate(request: HttpRequest, pk: int) -> HttpResponse:
+def staff_deactivate(request: StaffRequest, pk: int) -> HttpResponse:
     """Stop a person signing in; answers with their row."""
     person = get_object_or_404(Staff, pk=pk)
     try:
@@ -239,7 +240,7 @@ def staff_deactivate(request: HttpRequest, pk: int) -> HttpResponse:
 
 @require_POST
 @require_perm(MANAGE_STAFF)
-def two_factor_requirement(request: HttpRequest) -> HttpResponse:
+def two_factor_requirement(request: StaffRequest) -> HttpResponse:
     """Require (or stop requiring) two-factor sign-in for everyone."""
     form = TwoFactorRequirementForm(request.POST)
     form.is_valid()  # a lone checkbox: absent means off
@@ -265,7 +266,7 @@ def two_factor_requirement(request: HttpRequest) -> HttpResponse:
 
 @require_http_methods(["GET", "POST"])
 @require_perm(MANAGE_STAFF)
-def two_factor_reset(request: HttpRequest, pk: int) -> HttpResponse:
+def two_factor_reset(request: StaffRequest, pk: int) -> HttpResponse:
     """GET: confirm removing a person's authenticator app. POST (confirmed): remove it."""
     person = get_object_or_404(Staff, pk=pk)
     if request.method == "GET":
@@ -294,7 +295,7 @@ def two_factor_reset(request: HttpRequest, pk: int) -> HttpResponse:
 
 @require_http_methods(["GET", "POST"])
 @sensitive_post_parameters("current_password", "new_password1", "new_password2")
-def password_change(request: HttpRequest) -> HttpResponse:
+def password_change(request: StaffRequest) -> HttpResponse:
     """Change your own password; this session stays signed in, others end."""
     form = PasswordChangeForm(request.POST or None, user=request.user)
     if request.method == "GET":

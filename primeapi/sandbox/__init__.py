@@ -31,13 +31,16 @@ In-process API (tests)
         sandbox.control.add_trades(count=5)          # SandboxControl, see below
 
 ``SandboxServer(host="127.0.0.1", port=0, *, state_path=None, demo=False,
-auto_confirm_after=None, transfer_delay=None, rate_limit="off", verbose=False)``.
+auto_confirm_after=None, transfer_delay=None, rate_limit="off", verbose=False,
+clock=None)``: ``clock`` is a ``primeapi.sandbox.clock`` clock (default ``SystemClock``,
+real time; ``ManualClock`` stands still until advanced); ``sandbox.advance_clock(s)``.
 ``SandboxControl(url)`` (``primeapi.sandbox.control``) wraps every control route:
 ``health``, ``state``, ``reset(demo=)``, ``trades(status)``, ``add_trades(trades |
 count=, asset_kind=)``, ``confirm_batch``, ``set_can_settle``, ``complete_transfer``,
 ``fail_transfer``, ``complete_pending_transfers``, ``settings``, ``update_settings(**)``,
-``clear_lockouts``, ``inject_fault(kind, endpoint="*", count=1, seconds=None)``,
-``faults``, ``clear_faults``, ``calls(endpoint=, executed=, since=)``, ``clear_calls``.
+``clear_lockouts``, ``clock``, ``advance_clock(seconds)``,
+``inject_fault(kind, endpoint="*", count=1, seconds=None)``, ``faults``, ``clear_faults``,
+``calls(endpoint=, executed=, since=)``, ``clear_calls``.
 Errors raise ``SandboxControlError`` (``.status``, ``.message``).
 
 Control API (``/_sandbox/...``, JSON, no auth — bind to loopback only)
@@ -78,6 +81,10 @@ Errors: HTTP 4xx with ``{"error": "message"}``.
                                            60, "lockout_duration": 900}`` (POST: any subset)
                                            → ``{"settings": {...}}``
 ``POST /_sandbox/lockouts/clear``          forget lockouts, failure and rate counters
+``GET  /_sandbox/clock``                   ``{"clock": {"time_ms": ...}}``: the sandbox's time
+``POST /_sandbox/clock``                   ``{"advance": seconds}`` (≥ 0): move time forward;
+                                           what fell due (auto-confirm, transfer delay,
+                                           lockouts, rate-limit decay) happens at once
 ``GET  /_sandbox/faults``                  → ``{"faults": [{id, kind, endpoint, remaining,
                                            seconds}]}``
 ``POST /_sandbox/faults``                  ``{"kind": K, "endpoint": "Name"|"*", "count": 1,
@@ -160,7 +167,9 @@ All of ``docs/prime-choices.md`` applies (this list agrees with it); in short:
   active). A batch whose trades net to zero has no legs and is ``completed`` at once.
   List items omit ``trade_ids``; Get/List ignore ``asset_kind``; list order
   ``created_at`` descending.
-- Time-based transitions are lazy: whenever the sandbox is read or called, batches older
+- One clock (``primeapi/sandbox/clock.py``) gives every time the sandbox uses; tests
+  advance it instead of sleeping. Time-based transitions are lazy: whenever the
+  sandbox is read or called, batches older
   than ``auto_confirm_after`` are confirmed and pending transfers older than
   ``transfer_delay`` complete, stamped with that logical time. Both default to off
   (control API only).

@@ -11,7 +11,6 @@ import os
 import random
 import sys
 import threading
-import time
 import traceback
 from dataclasses import dataclass
 from typing import Any
@@ -24,6 +23,7 @@ from primeapi.sandbox.auth import (
     extract_nonce,
     parse_body,
 )
+from primeapi.sandbox.clock import Clock, SystemClock, to_ms
 from primeapi.sandbox.demo import seed_demo
 from primeapi.sandbox.endpoints import ENDPOINTS, may_call
 from primeapi.sandbox.faults import Fault, FaultBook
@@ -32,7 +32,6 @@ from primeapi.sandbox.state import (
     SandboxState,
     Settings,
     ip_allowed,
-    now_ms,
 )
 from primeapi.sandbox.storage import read_json, write_json_atomic
 from primeapi.sandbox.validation import validate
@@ -77,9 +76,15 @@ class SandboxApp:
     """State and behaviour of one sandbox account, safe to call from many threads."""
 
     def __init__(
-        self, *, state_path: str | os.PathLike[str] | None, demo: bool, settings: Settings
+        self,
+        *,
+        state_path: str | os.PathLike[str] | None,
+        demo: bool,
+        settings: Settings,
+        clock: Clock | None = None,
     ) -> None:
         self.lock = threading.RLock()
+        self.clock: Clock = clock or SystemClock()
         self.settings = settings
         self.guard = Guard()
         self.faults = FaultBook()
@@ -91,9 +96,9 @@ class SandboxApp:
             # A restart keeps the account (same admin credentials); --demo seeds only once.
             self.state = SandboxState.from_dict(loaded)
         else:
-            self.state = SandboxState.fresh(now_ms())
+            self.state = SandboxState.fresh(self.now_ms())
             if demo:
-                seed_demo(self.state, now_ms())
+                seed_demo(self.state, self.now_ms())
         self.save()
 
     # ------------------------------------------------------------------ state
@@ -103,9 +108,19 @@ class SandboxApp:
         if self.state_path:
             write_json_atomic(self.state_path, self.state.to_dict())
 
+    def now_ms(self) -> int:
+        """The sandbox clock's time in integer milliseconds."""
+        return to_ms(self.clock.time())
+
+    def advance_clock(self, seconds: float) -> int:
+        """Move the sandbox's clock forward and apply what fell due; returns now in ms."""
+        with self.lock:
+            self.clock.advance(seconds)
+            return self.tick()
+
     def tick(self) -> int:
         """Apply lazy time-based transitions; returns now in ms (call with the lock held)."""
-        now = now_ms()
+        now = self.now_ms()
         if self.state.tick(now, self.settings):
             self.save()
         return now
@@ -117,7 +132,7 @@ class SandboxApp:
             self.guard.clear()
             self.faults.clear()
             if demo:
-                seed_demo(self.state, now_ms(), random.Random())
+                seed_demo(self.state, self.now_ms(), random.Random())
             self.save()
 
     # ------------------------------------------------------------ private API
@@ -144,7 +159,7 @@ class SandboxApp:
             errors = [RATE_LIMIT_EXCEEDED]
         elif fault.kind == "throttled":
             # Kraken's text has spaces after both colons; the timestamp is unix seconds.
-            message = f"EService: Throttled: {int(time.time() + fault.seconds)}"
+            message = f"EService: Throttled: {int(self.clock.time() + fault.seconds)}"
             reply = Reply.kraken_error(message)
             errors = [message]
         elif fault.kind == "unavailable":
@@ -207,7 +222,13 @@ class SandboxApp:
         if spec is None or method != "POST":
             raise KrakenError(UNKNOWN_METHOD)
         auth = authenticate(
-            self.state, self.guard, self.settings, url_path=url_path, headers=headers, raw=raw
+            self.state,
+            self.guard,
+            self.settings,
+            url_path=url_path,
+            headers=headers,
+            raw=raw,
+            now=now / 1000,
         )
         if not ip_allowed(peer, auth.key.whitelisted_ips):
             raise KrakenError(PERMISSION_DENIED)
@@ -230,7 +251,7 @@ class SandboxApp:
         api_key = headers.get("API-Key")
         self.state.log_call(
             {
-                "time_ms": now_ms(),
+                "time_ms": self.now_ms(),
                 "endpoint": endpoint,
                 # Public key only (truncated if absurd); API-Sign and bodies are never logged.
                 "api_key": api_key[:128] if api_key else None,

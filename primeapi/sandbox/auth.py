@@ -14,7 +14,6 @@
 from __future__ import annotations
 
 import json
-import time
 from collections import deque
 from dataclasses import dataclass, field
 from typing import Any
@@ -149,9 +148,12 @@ def authenticate(
     url_path: str,
     headers: Any,
     raw: bytes,
+    now: float,
 ) -> Authenticated:
-    """Run steps 1-5 (module docstring); consumes the nonce once 3 and 4 pass."""
-    now = time.monotonic()
+    """Run steps 1-5 (module docstring) at ``now`` (the sandbox clock, seconds).
+
+    Consumes the nonce once 3 and 4 pass.
+    """
     api_key = headers.get("API-Key")
     key = state.key_by_public(api_key.strip()) if api_key else None
     if key is None:

@@ -119,6 +119,17 @@ class SandboxControl:
         """Forget lockouts, failure counts and rate-limit counters."""
         self._request("POST", "lockouts/clear")
 
+    # ------------------------------------------------------------------ clock
+
+    def clock(self) -> int:
+        """The sandbox's time in integer milliseconds."""
+        return int(self._request("GET", "clock")["clock"]["time_ms"])
+
+    def advance_clock(self, seconds: float) -> int:
+        """Move the sandbox's time forward (auto-confirm, transfer delay, lockouts, rate
+        limits fall due as if that time had passed); returns the new time in ms."""
+        return int(self._request("POST", "clock", {"advance": seconds})["clock"]["time_ms"])
+
     # ----------------------------------------------------------------- faults
 
     def inject_fault(

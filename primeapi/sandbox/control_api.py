@@ -37,7 +37,7 @@ class ControlError(Exception):
         self.status = status
 
 
-Route = Callable[[SandboxApp, dict[str, Any], dict[str, list[str]], list[str]], Any]
+Route = Callable[[SandboxApp, Any, dict[str, list[str]], list[str]], Any]
 
 
 def _object(body: Any) -> dict[str, Any]:
@@ -269,6 +269,21 @@ def _settings(app: SandboxApp, body: Any, query: dict[str, list[str]], groups: l
         return {"settings": settings.as_dict()}
 
 
+def _clock(app: SandboxApp, body: Any, query: dict[str, list[str]], groups: list[str]) -> Any:
+    with app.lock:
+        return {"clock": {"time_ms": app.tick()}}
+
+
+def _advance_clock(
+    app: SandboxApp, body: Any, query: dict[str, list[str]], groups: list[str]
+) -> Any:
+    payload = _object(body)
+    seconds = _optional_seconds(payload.get("advance"), "advance")
+    if seconds is None or set(payload) != {"advance"}:
+        raise ControlError('body must be {"advance": seconds}, a non-negative number')
+    return {"clock": {"time_ms": app.advance_clock(seconds)}}
+
+
 def _faults(app: SandboxApp, body: Any, query: dict[str, list[str]], groups: list[str]) -> Any:
     with app.lock:
         return {"faults": app.faults.as_list()}
@@ -362,6 +377,8 @@ _ROUTES: list[tuple[str, re.Pattern[str], Route]] = [
     ("GET", re.compile(r"calls"), _calls),
     ("DELETE", re.compile(r"calls"), _clear_calls),
     ("POST", re.compile(r"lockouts/clear"), _clear_lockouts),
+    ("GET", re.compile(r"clock"), _clock),
+    ("POST", re.compile(r"clock"), _advance_clock),
 ]
 
 

@@ -14,6 +14,7 @@ from urllib.parse import urlsplit
 from primeapi.sandbox import control_api
 from primeapi.sandbox.app import PRIVATE_PREFIX, Reply, SandboxApp
 from primeapi.sandbox.auth import RATE_LIMIT_CHOICES
+from primeapi.sandbox.clock import Clock
 from primeapi.sandbox.control import SandboxControl
 from primeapi.sandbox.faults import AFTER_EXECUTE_KINDS, REJECTING_KINDS
 from primeapi.sandbox.state import Settings
@@ -170,6 +171,7 @@ class SandboxServer:
         transfer_delay: float | None = None,
         rate_limit: str = "off",
         verbose: bool = False,
+        clock: Clock | None = None,
     ) -> None:
         if rate_limit not in RATE_LIMIT_CHOICES:
             raise ValueError(f"rate_limit must be one of {', '.join(RATE_LIMIT_CHOICES)}")
@@ -181,7 +183,7 @@ class SandboxServer:
             auto_confirm_after=auto_confirm_after,
             rate_limit=rate_limit,
         )
-        self.app = SandboxApp(state_path=state_path, demo=demo, settings=settings)
+        self.app = SandboxApp(state_path=state_path, demo=demo, settings=settings, clock=clock)
         self._httpd: _HTTPServer | None = None
         self._thread: threading.Thread | None = None
 
@@ -241,6 +243,15 @@ class SandboxServer:
     def admin_credentials(self) -> dict[str, str]:
         """The credentials file content: ``{"api_key", "api_secret", "url"}``."""
         return {"api_key": self.admin_key, "api_secret": self.admin_secret, "url": self.url}
+
+    @property
+    def clock(self) -> Clock:
+        """The sandbox's clock (``advance_clock`` moves it and applies what fell due)."""
+        return self.app.clock
+
+    def advance_clock(self, seconds: float) -> int:
+        """Move the sandbox's time forward by ``seconds``; returns the new time in ms."""
+        return self.app.advance_clock(seconds)
 
     @property
     def control(self) -> SandboxControl:

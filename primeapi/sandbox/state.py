@@ -10,7 +10,6 @@ import base64
 import ipaddress
 import secrets
 import string
-import time
 import uuid
 from collections import defaultdict
 from dataclasses import asdict, dataclass, field
@@ -49,11 +48,6 @@ class KrakenError(Exception):
 def invalid(detail: str) -> KrakenError:
     """Return the ``EGeneral:Invalid arguments:<detail>`` error."""
     return KrakenError(f"EGeneral:Invalid arguments:{detail}")
-
-
-def now_ms() -> int:
-    """Current wall-clock time in integer milliseconds."""
-    return time.time_ns() // 1_000_000
 
 
 def new_id(length: int = 13) -> str:

@@ -184,7 +184,7 @@ def test_a_batch_costs_the_same_with_10_and_10000_history_rows(
     ids=["unfiltered", "action", "outcome", "actor", "search"],
 )
 def test_the_audit_page_costs_the_same_for_10_and_10000_events(viewing, query):
-    from portal.audit.seed import seed_events
+    from bench.audit_seed import seed_events
 
     url = reverse("audit:list") + query
     seed_events(count=FEW, seed=5)

@@ -141,7 +141,7 @@ def test_listing_filters_by_status_time_and_page(sb, prime):
     for leg in first.legs:
         prime.settle_settlement_batch_asset(first.id, leg.asset)
     sb.control.complete_pending_transfers()
-    time.sleep(0.01)
+    sb.control.advance_clock(0.01)  # a later created_at
     sb.control.add_trades(count=2)
     second = prime.create_settlement_batch()
 

@@ -18,9 +18,11 @@ import requests
 import yaml
 
 from primeapi.sandbox import SandboxServer
+from primeapi.sandbox.clock import ManualClock
 from primeapi.signing import sign
 
-# Byte-identical copy of ../shared/prime-rest/openapi.yaml (test_openapi_copy checks it).
+# A vendored copy of the Prime contract (prime-rest/openapi.yaml): tests read nothing
+# outside the repository, so a new contract is copied in by hand.
 OPENAPI_PATH = Path(__file__).with_name("openapi.yaml")
 PRIVATE = "/0/private/"
 
@@ -145,8 +147,13 @@ def assert_matches_openapi(endpoint: str, envelope: dict[str, Any]) -> None:
 
 @pytest.fixture(scope="session")
 def server() -> Iterator[SandboxServer]:
-    """One in-process sandbox on a free port for the whole session."""
-    with SandboxServer(port=0) as sandbox:
+    """One in-process sandbox on a free port for the whole session.
+
+    Its clock stands still until a test advances it (``control.advance_clock``), so
+    deadlines (auto-confirm, transfer delay, lockouts, rate-limit decay) never race
+    the machine's speed and no test sleeps.
+    """
+    with SandboxServer(port=0, clock=ManualClock()) as sandbox:
         yield sandbox
 
 

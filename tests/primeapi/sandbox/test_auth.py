@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import time
 from urllib.parse import urlencode
 
 import pytest
@@ -308,11 +307,23 @@ def test_invalid_nonces_count_towards_the_lockout(sandbox, admin: Caller):
 
 
 def test_the_lockout_ends_after_its_duration(sandbox, admin: Caller):
-    sandbox.control.update_settings(lockout_threshold=1, lockout_duration=0.2)
+    sandbox.control.update_settings(lockout_threshold=1, lockout_duration=900)
     admin.error("ListPrimeApiUsers", signature=BAD_SIGNATURE)
     assert admin.error("ListPrimeApiUsers") == ["EGeneral:Temporary lockout"]
-    time.sleep(0.25)
+    sandbox.control.advance_clock(899)
+    assert admin.error("ListPrimeApiUsers") == ["EGeneral:Temporary lockout"]
+    sandbox.control.advance_clock(1.5)
     assert admin.result("ListPrimeApiUsers") == {"data": []}
+
+
+def test_failures_outside_the_lockout_window_do_not_add_up(sandbox, admin: Caller):
+    sandbox.control.update_settings(lockout_threshold=2, lockout_window=60)
+    admin.error("ListPrimeApiUsers", signature=BAD_SIGNATURE)
+    sandbox.control.advance_clock(61)
+    admin.error("ListPrimeApiUsers", signature=BAD_SIGNATURE)
+    assert admin.result("ListPrimeApiUsers") == {"data": []}
+    admin.error("ListPrimeApiUsers", signature=BAD_SIGNATURE)
+    assert admin.error("ListPrimeApiUsers") == ["EGeneral:Temporary lockout"]
 
 
 def test_the_starter_rate_limit_allows_15_calls_then_refuses(sandbox, admin: Caller):
@@ -322,6 +333,19 @@ def test_the_starter_rate_limit_allows_15_calls_then_refuses(sandbox, admin: Cal
     assert admin.error("ListPrimeApiUsers") == ["EAPI:Rate limit exceeded"]
     sandbox.control.update_settings(rate_limit="off")
     assert admin.result("ListPrimeApiUsers") == {"data": []}
+
+
+def test_the_rate_limit_counter_decays_with_time(sandbox, admin: Caller):
+    sandbox.control.update_settings(rate_limit="starter")  # 15, -0.33 a second
+    for _ in range(15):
+        admin.result("ListPrimeApiUsers")
+    assert admin.error("ListPrimeApiUsers") == ["EAPI:Rate limit exceeded"]
+    sandbox.control.advance_clock(3.1)  # one call's worth
+    admin.result("ListPrimeApiUsers")
+    assert admin.error("ListPrimeApiUsers") == ["EAPI:Rate limit exceeded"]
+    sandbox.control.advance_clock(46)  # empty again
+    for _ in range(15):
+        admin.result("ListPrimeApiUsers")
 
 
 def test_the_rate_limit_is_per_key(sandbox, admin: Caller, make_user):

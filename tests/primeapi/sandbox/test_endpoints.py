@@ -4,25 +4,17 @@ from __future__ import annotations
 
 import base64
 import re
-from pathlib import Path
 
 import pytest
 from openapi_spec_validator import validate
 
-from tests.primeapi.sandbox.conftest import BUY_BTC, OPENAPI_PATH, Caller, openapi
+from tests.primeapi.sandbox.conftest import BUY_BTC, Caller, openapi
 
-SHARED_OPENAPI = Path(__file__).resolve().parents[4] / "shared" / "prime-rest" / "openapi.yaml"
 ID_13 = re.compile(r"^[A-Z0-9]{13}$")
 
 
 def test_the_openapi_document_is_valid():
     validate(openapi())
-
-
-def test_the_vendored_openapi_copy_matches_the_shared_reference():
-    # The project is checked out with the shared reference beside it (as CI does).
-    assert SHARED_OPENAPI.exists(), f"{SHARED_OPENAPI} is missing: check out shared/ beside main/"
-    assert OPENAPI_PATH.read_bytes() == SHARED_OPENAPI.read_bytes()
 
 
 # ---------------------------------------------------------------- API users

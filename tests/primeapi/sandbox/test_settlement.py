@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
@@ -192,25 +191,29 @@ def test_a_transfer_can_only_finish_once(sandbox, admin: Caller):
 
 
 def test_transfers_complete_lazily_after_the_transfer_delay(sandbox, admin: Caller):
-    sandbox.control.update_settings(transfer_delay=0.2)
+    sandbox.control.update_settings(transfer_delay=15)
     sandbox.control.add_trades([BUY_BTC])
     batch_id = admin.result("CreatePrimeSettlementBatch")["batch"]["id"]
     sandbox.control.confirm_batch(batch_id)
     transfer = settle(admin, batch_id, "BTC")["result"]["transfer"]
     assert get_batch(admin, batch_id)["legs"][0]["status"] == "settling"
-    time.sleep(0.3)
+    sandbox.control.advance_clock(14)
+    assert legs_by_asset(get_batch(admin, batch_id))["BTC"]["status"] == "settling"
+    sandbox.control.advance_clock(1.5)
     leg = legs_by_asset(get_batch(admin, batch_id))["BTC"]
     assert leg["status"] == "settled"
-    assert leg["settled_at"] == leg["latest_spot_transfer"]["created_at"] + 200
+    assert leg["settled_at"] == leg["latest_spot_transfer"]["created_at"] + 15_000
     assert leg["latest_spot_transfer"]["id"] == transfer["id"]
 
 
 def test_batches_confirm_lazily_after_auto_confirm(sandbox, admin: Caller):
-    sandbox.control.update_settings(auto_confirm_after=0.1)
+    sandbox.control.update_settings(auto_confirm_after=20)
     sandbox.control.add_trades([BUY_BTC])
     batch = admin.result("CreatePrimeSettlementBatch")["batch"]
     assert batch["attributes"]["confirmed"] is False
-    time.sleep(0.15)
+    sandbox.control.advance_clock(19)
+    assert get_batch(admin, batch["id"])["attributes"]["confirmed"] is False
+    sandbox.control.advance_clock(1.5)
     assert get_batch(admin, batch["id"])["attributes"]["confirmed"] is True
     assert settle(admin, batch["id"], "BTC")["error"] == []
 
@@ -239,7 +242,7 @@ def make_completed_batches(sandbox, admin: Caller, count: int) -> list[dict]:
             settle(admin, batch["id"], leg["asset"])
         sandbox.control.complete_pending_transfers()
         batches.append(get_batch(admin, batch["id"]))
-        time.sleep(0.003)
+        sandbox.control.advance_clock(0.01)  # distinct created_at
     return batches
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import getpass
 import sys
+from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
@@ -13,7 +14,7 @@ from portal.audit.forms import AuditFilterForm
 from portal.audit.models import AuditAction, TargetType
 from portal.audit.services import audit_record
 from portal.audit.verify import read_head
-from portal.progress import command_stream, progress
+from portal.commandline import command_progress
 
 
 class Command(BaseCommand):
@@ -40,12 +41,15 @@ class Command(BaseCommand):
         parser.add_argument("--q", help="free text over target id and actor")
         parser.add_argument("--no-progress", action="store_true")
 
-    def handle(self, *args, **options) -> None:
+    def handle(self, *args: Any, **options: Any) -> None:
         names = ("actor", "action", "target_type", "target_id", "outcome", "since", "until", "q")
         form = AuditFilterForm({n: options[n] for n in names if options.get(n)})
         if not form.is_valid():
             raise CommandError(
-                "; ".join(f"--{k.replace('_', '-')}: {' '.join(v)}" for k, v in form.errors.items())
+                "; ".join(
+                    f"--{k.replace('_', '-')}: {' '.join(map(str, v))}"
+                    for k, v in form.errors.items()
+                )
             )
         if form.search_too_short:
             raise CommandError("--q: give 3 letters or digits in a row")
@@ -66,12 +70,8 @@ class Command(BaseCommand):
         handle = sys.stdout if output == "-" else open(output, "w", encoding="utf-8", newline="")  # noqa: SIM115
         rows = 0
         try:
-            with progress(
-                total,
-                label="export_audit",
-                stream=command_stream(self),
-                unit="events",
-                enabled=show,
+            with command_progress(
+                self, label="export_audit", unit="events", total=total, enabled=show
             ) as bar:
 
                 def advance(n: int) -> None:

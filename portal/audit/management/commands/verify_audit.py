@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from portal.audit.verify import DEFAULT_CHUNK, parse_anchor, verify_chain
-from portal.progress import command_stream, progress
+from portal.commandline import command_progress
 
 
 class Command(BaseCommand):
@@ -35,7 +37,7 @@ class Command(BaseCommand):
         parser.add_argument("--chunk-size", type=int, default=DEFAULT_CHUNK)
         parser.add_argument("--no-progress", action="store_true", help="no progress output")
 
-    def handle(self, *args, **options) -> None:
+    def handle(self, *args: Any, **options: Any) -> None:
         anchor = None
         if options["expect_head"]:
             try:
@@ -46,9 +48,7 @@ class Command(BaseCommand):
         if options["export"]:
             self._verify_export(options, anchor, show)
             return
-        with progress(
-            label="verify_audit", stream=command_stream(self), unit="events", enabled=show
-        ) as bar:
+        with command_progress(self, label="verify_audit", unit="events", enabled=show) as bar:
             report = verify_chain(
                 chunk_size=options["chunk_size"],
                 expect_head=anchor,
@@ -70,11 +70,13 @@ class Command(BaseCommand):
         if options["print_head"]:
             self.stdout.write(head)
 
-    def _verify_export(self, options, anchor, show: bool) -> None:
+    def _verify_export(
+        self, options: dict[str, Any], anchor: tuple[int, str] | None, show: bool
+    ) -> None:
         from portal.audit.export import verify_export
 
-        with progress(
-            label="verify_audit --export", stream=command_stream(self), unit="rows", enabled=show
+        with command_progress(
+            self, label="verify_audit --export", unit="rows", enabled=show
         ) as bar:
             result = verify_export(
                 options["export"],

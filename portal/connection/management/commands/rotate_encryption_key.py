@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from django.core.exceptions import ImproperlyConfigured
 from django.core.management.base import BaseCommand, CommandError
 
@@ -17,7 +19,7 @@ class Command(BaseCommand):
         "then remove the old keys."
     )
 
-    def handle(self, *args, **options) -> None:
+    def handle(self, *args: Any, **options: Any) -> None:
         try:
             newest = crypto.key_id(crypto.encryption_keys()[0])
             count = stored_secrets_rotate(actor=SystemActor.ROTATE_ENCRYPTION_KEY)

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from django.conf import settings
 from django.contrib.auth import get_user_model
-from django.core.management.base import BaseCommand, CommandError
+from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from portal.actors import SystemActor
 from portal.staff.roles import Role, ensure_roles
@@ -29,10 +31,10 @@ def demo_password(username: str) -> str:
 class Command(BaseCommand):
     help = "Create (or repair) the demo staff accounts, one per role, with known passwords."
 
-    def add_arguments(self, parser) -> None:
+    def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument("--quiet", action="store_true", help="do not print the logins")
 
-    def handle(self, *args, quiet: bool = False, **options) -> None:
+    def handle(self, *args: Any, quiet: bool = False, **options: Any) -> None:
         if getattr(settings, "PRODUCTION", False):
             raise CommandError(
                 "seed_demo creates accounts with published passwords; it refuses to run in "

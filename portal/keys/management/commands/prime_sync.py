@@ -7,8 +7,8 @@ from argparse import ArgumentParser
 from django.core.management.base import BaseCommand, CommandError
 
 from portal.actors import SystemActor
+from portal.commandline import command_progress
 from portal.keys.services import PrimeActionFailed, prime_sync
-from portal.progress import command_stream, progress
 
 
 class Command(BaseCommand):
@@ -23,12 +23,8 @@ class Command(BaseCommand):
         )
 
     def handle(self, *args: str, **options: object) -> None:
-        with progress(
-            None,
-            label="prime_sync",
-            stream=command_stream(self),
-            unit="users",
-            enabled=not options["quiet_progress"],
+        with command_progress(
+            self, label="prime_sync", unit="users", enabled=not options["quiet_progress"]
         ) as bar:
 
             def report(done: int, total: int, name: str) -> None:

@@ -5,9 +5,10 @@ from __future__ import annotations
 import getpass
 import sys
 from pathlib import Path
+from typing import Any
 
 from django.contrib.auth import get_user_model
-from django.core.management.base import BaseCommand, CommandError
+from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from portal.actors import SystemActor
 from portal.staff import services
@@ -22,7 +23,7 @@ class Command(BaseCommand):
         "at a prompt."
     )
 
-    def add_arguments(self, parser) -> None:
+    def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument("username")
         parser.add_argument(
             "--role",
@@ -50,7 +51,7 @@ class Command(BaseCommand):
             help="Skip the password-strength checks (demo data only).",
         )
 
-    def handle(self, *args, **options) -> None:
+    def handle(self, *args: Any, **options: Any) -> None:
         username = options["username"]
         if options["if_missing"] and (
             get_user_model().objects.filter(username__iexact=username).exists()
@@ -69,7 +70,8 @@ class Command(BaseCommand):
         )
         if not form.is_valid():
             problems = "; ".join(
-                f"{name}: {' '.join(errors)}" for name, errors in form.errors.items()
+                f"{name}: {' '.join(str(e) for e in errors)}"
+                for name, errors in form.errors.items()
             )
             raise CommandError(problems)
         try:
@@ -87,7 +89,7 @@ class Command(BaseCommand):
         if created.generated_password:
             self.stdout.write(f"Password (shown once): {created.generated_password}")
 
-    def _password(self, options) -> str | None:
+    def _password(self, options: dict[str, Any]) -> str | None:
         if options["random_password"]:
             return None
         if options["password_file"]:

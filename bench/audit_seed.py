@@ -110,7 +110,9 @@ class _Generator:
             if roll < 0.99
             else Outcome.UNKNOWN
         )
-        before = after = response = None
+        before: dict[str, object] | None = None
+        after: dict[str, object] | None = None
+        response: dict[str, object] | None = None
         message = ""
         endpoint = _ENDPOINTS.get(action, "")
         if action in (A.LOGIN_SUCCEEDED, A.LOGIN_FAILED, A.LOGOUT):
@@ -271,6 +273,6 @@ def _insert(rows: list[list]) -> None:
     placeholders = ", ".join(["%s"] * 18)
     with connection.cursor() as cursor:
         cursor.executemany(
-            f"INSERT INTO audit_auditevent ({COLUMNS}) VALUES ({placeholders})",  # noqa: S608
+            f"INSERT INTO audit_auditevent ({COLUMNS}) VALUES ({placeholders})",
             rows,
         )

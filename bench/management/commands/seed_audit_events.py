@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
-from portal.audit.seed import seed_events
-from portal.progress import command_stream, progress
+from bench.audit_seed import seed_events
+from portal.commandline import command_progress
 
 
 class Command(BaseCommand):
@@ -22,16 +24,12 @@ class Command(BaseCommand):
         parser.add_argument("--seed", type=int, default=1, help="random seed (repeatable data)")
         parser.add_argument("--no-progress", action="store_true")
 
-    def handle(self, *args, **options) -> None:
+    def handle(self, *args: Any, **options: Any) -> None:
         if options["count"] < 1:
             raise CommandError("--count must be at least 1")
         show = options["verbosity"] > 0 and not options["no_progress"]
-        with progress(
-            options["count"],
-            label="seed_audit_events",
-            stream=command_stream(self),
-            unit="events",
-            enabled=show,
+        with command_progress(
+            self, label="seed_audit_events", unit="events", total=options["count"], enabled=show
         ) as bar:
             last = seed_events(
                 count=options["count"],
