@@ -13,6 +13,9 @@ changed at Kraken voids the request. A leg of a batch Kraken has not confirmed w
 
 from __future__ import annotations
 
+from datetime import timedelta
+
+from django.conf import settings
 from django.utils import timezone
 
 from portal.actors import Actor, SystemActor
@@ -87,6 +90,10 @@ class SettlementLegKind(ChangeKindSpec):
     request_permission = REQUEST_SETTLEMENT
     approve_permission = APPROVE_SETTLEMENT
     prime_endpoint = "SettlePrimeSettlementBatchAsset"
+
+    def request_ttl(self) -> timedelta:
+        """A leg request waits `SETTLEMENT_REQUEST_TTL_SECONDS` for an Approver."""
+        return timedelta(seconds=settings.SETTLEMENT_REQUEST_TTL_SECONDS)
 
     def validate(self, *, payload: Payload, target_id: str) -> None:
         leg = _find_leg(target_id)

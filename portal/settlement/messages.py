@@ -61,7 +61,6 @@ def what_text(direction: str, amount: Decimal | str, asset: str) -> str:
 
 NEED_OPERATOR_TO_CREATE = "You need the Operator role to create a batch."
 NEED_OPERATOR_TO_REQUEST = "You need the Operator role to request settlement."
-NEED_APPROVER = "You need the Approver role to {verb} settlement."
 OWN_INTENT = "You requested this settlement, so you cannot {verb} it; another Approver must."
 REASON_REQUIRED = "Give a reason for the rejection."
 BATCH_FINAL = "This batch is completed; there is nothing left to settle."
@@ -69,37 +68,18 @@ LEG_HAS_OPEN_INTENT = "This leg already has an open request ({state}). Deal with
 LEG_HAS_OPEN_INTENT_RACE = "This leg already has an open request. Deal with that one first."
 LEG_NOT_UNSETTLED = "Kraken shows this leg as {status}; it cannot be requested."
 LEG_CANNOT_SETTLE = "Kraken says this leg cannot be settled now (can_settle is false)."
-NO_LONGER_REJECTABLE = "This request is already {state}; it can no longer be rejected."
 
-# --- what an intent's note says -------------------------------------------------------------
+# --- what a leg request's notes say -------------------------------------------------------------
 
-EXPIRED = "Expired: nobody approved it in time. Request it again if it is still wanted."
-EXPIRED_AUDIT = "Requested at {requested_at}, expired at {expires_at}."
-REJECTED = "Rejected: {reason}"
 VOID = "Void: the request was for {what}; {found}. Request it again if it should still be settled."
 VOID_LEG_GONE = "Kraken no longer lists this leg"
 VOID_LEG_NOW = "Kraken now shows {direction} {amount} {asset}"
 TRANSFER_STARTED = "Kraken started transfer {transfer_id}."
-TRANSFER_COMPLETED = "Kraken completed transfer {transfer_id}."
-TRANSFER_FAILED = (
-    "Kraken's transfer {transfer_id} failed. Nothing more was sent; the leg can be requested again."
-)
 STALE_SUBMITTING = (
     "The portal stopped while sending this leg to Kraken, so the outcome is unknown. "
     "Nothing will be sent again until Kraken's records are checked."
 )
-SETTLE_UNANSWERED = (
-    "Kraken did not answer the settle call (timeout, dropped connection or "
-    "server error), so it may have gone through. Nothing will be sent again; "
-    "the portal is checking with Kraken."
-)
-LATE_ANSWER = "Kraken's answer arrived after the portal had already checked with Kraken."
 RECONCILED_FOUND = "Kraken has transfer {transfer_id} ({status}) for this leg"
-RECONCILED_SETTLED = "Checked with Kraken: {found}. The settle went through; the leg is settled."
-RECONCILED_FAILED = (
-    "Checked with Kraken: {found}. The settle went through but the "
-    "transfer failed; the leg can be requested again."
-)
 RECONCILED_RUNNING = (
     "Checked with Kraken: {found}. The settle went through; nothing was "
     "sent again. The transfer is running."
@@ -135,11 +115,6 @@ SETTLE_REQUEST_AGAIN = " The leg can be requested again."
 
 # --- results of an action -------------------------------------------------------------------
 
-REQUESTED = "Settle {what}."
-APPROVED = "Approved {what}."
-SENT = "Approved and sent to Kraken: transfer {transfer_id} ({status}) for {amount} {asset}."
-NOTHING_TO_DO = "Nothing to do: this request is already {state}."
-NOT_SENT_AGAIN = "Not sent again: this request is already {state}."
 REQUESTED_FOR_APPROVAL = (
     "Settlement of {what} requested. Another person with the Approver role must approve it."
 )

@@ -176,7 +176,6 @@ def batch_refresh(request: StaffRequest, prime_batch_id: str) -> HttpResponse:
     try:
         summary = services.batch_refresh(prime_batch_id=prime_batch_id, actor=request.user)
     except services.SettlementError as exc:
-        messages.error(request, str(exc))
         return _after_action(request, prime_batch_id, error=str(exc), status=409)
     reconciled = services.legs_reconcile_unknown(actor=request.user, batch=batch)
     messages.info(request, say.CHECKED.format(changes=summary.changes, reconciled=reconciled))

@@ -44,7 +44,7 @@ def test_an_operator_requests_a_leg_for_the_exact_amount_and_direction(operator)
 
 
 def test_the_request_expires_after_the_configured_time(operator, settings):
-    settings.APPROVALS_REQUEST_TTL_HOURS = 0.025  # 90 seconds
+    settings.SETTLEMENT_REQUEST_TTL_SECONDS = 90
     change = request_leg(_leg(mirror_batch()), operator)
     ttl = change.expires_at - change.created_at
     assert ttl == timedelta(seconds=90)
