@@ -22,6 +22,7 @@ OUTCOME_UNKNOWN = (
 )
 VOIDED = "The target changed since the request, so the request is void: {reason}"
 WAITING = "Approved; it will be sent by itself when {reason}."
+CHOOSE_REQUESTS = "Tick the requests to approve."
 ALREADY_RUNNING = "This change is already being carried out or was carried out; nothing was sent."
 
 NOT_PENDING = "This request is no longer waiting for approval ({state})."
