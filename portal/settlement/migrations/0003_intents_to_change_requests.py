@@ -89,7 +89,7 @@ def intents_to_changes(apps, schema_editor):
 class Migration(migrations.Migration):
     dependencies = [
         ("settlement", "0002_rename_settlementrequest_settlementintent"),
-        ("approvals", "0002_one_open_leg_request_claimed_at"),
+        ("approvals", "0003_one_open_leg_request_claimed_at"),
     ]
 
     operations = [
