@@ -24,6 +24,10 @@ VOIDED = "The target changed since the request, so the request is void: {reason}
 WAITING = "Approved; it will be sent by itself when {reason}."
 CHOOSE_REQUESTS = "Tick the requests to approve."
 ALREADY_RUNNING = "This change is already being carried out or was carried out; nothing was sent."
+STALE_CLAIM = (
+    "The process carrying out this change stopped before Kraken answered, so the outcome is "
+    "unknown. Nothing will be sent again until Kraken has been asked what happened."
+)
 
 NOT_PENDING = "This request is no longer waiting for approval ({state})."
 EXPIRED = "This request expired before it was approved."

@@ -280,6 +280,40 @@ def test_a_reconciled_change_kraken_did_not_make_is_sent_once_more(
     assert kraken_name(prime_user) == "Desk 4 renamed"
 
 
+def test_a_claim_left_by_a_stopped_process_is_reconciled_not_sent_again(
+    prime_user, operator, prime_settings
+):
+    stale = _request(prime_user, operator)
+    fresh = _request(prime_user, operator, name="Desk 4 other")
+    # The process that claimed `stale` sent it and died before storing Kraken's answer.
+    get_prime_client().update_api_user(prime_user, name="Desk 4 renamed")
+    now = timezone.now()
+    ChangeRequest.objects.filter(pk=stale.pk).update(
+        state=RequestState.EXECUTING, claimed_at=now - timedelta(hours=1)
+    )
+    ChangeRequest.objects.filter(pk=fresh.pk).update(state=RequestState.EXECUTING, claimed_at=now)
+    prime_settings.control.clear_calls()
+
+    marked = services.changes_mark_stale_claims(
+        actor=SystemActor.POLLER, older_than=timedelta(minutes=5)
+    )
+
+    assert marked == 1
+    stale.refresh_from_db()
+    fresh.refresh_from_db()
+    assert stale.state == RequestState.OUTCOME_UNKNOWN
+    assert stale.result_message == messages.STALE_CLAIM
+    assert fresh.state == RequestState.EXECUTING
+    assert _actions(stale)[-1] == AuditAction.CHANGE_OUTCOME_UNKNOWN
+
+    assert services.changes_reconcile_unknown(actor=SystemActor.POLLER) == 1
+
+    stale.refresh_from_db()
+    assert stale.state == RequestState.DONE
+    assert executed_writes(prime_settings) == []
+    assert AuditAction.CHANGE_RECONCILED in _actions(stale)
+
+
 def test_a_refused_call_fails_the_request_with_krakens_answer(
     prime_user, operator, approver, prime_settings
 ):

@@ -10,6 +10,8 @@ from portal.approvals.services.execute import (
     change_execute,
     change_execute_ready,
     change_reconcile,
+    changes_mark_stale_claims,
+    changes_reconcile_unknown,
 )
 from portal.approvals.services.policy import PolicyChangeKind, policy_change_request
 from portal.approvals.services.requests import (
@@ -36,6 +38,8 @@ __all__ = [
     "change_void_for_target",
     "change_vote",
     "change_withdraw",
+    "changes_mark_stale_claims",
+    "changes_reconcile_unknown",
     "payload_hash",
     "policy_change_request",
     "step_up_confirm",

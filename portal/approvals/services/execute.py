@@ -12,7 +12,10 @@ stored payload, after checking its hash and that the target has not changed.
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 from django.db import transaction
+from django.db.models import QuerySet
 from django.utils import timezone
 
 from portal.actors import Actor, actor_staff
@@ -238,3 +241,62 @@ def change_execute_ready(*, kind: str, actor: Actor) -> list[ChangeOutcome]:
             continue
         outcomes.append(change_execute(change_id=pk, actor=actor))
     return outcomes
+
+
+def _open_of(state: RequestState, kind: str | None, target_prefix: str) -> QuerySet[ChangeRequest]:
+    changes = ChangeRequest.objects.filter(state=state)
+    if kind is not None:
+        changes = changes.filter(kind=kind)
+    if target_prefix:
+        changes = changes.filter(target_id__startswith=target_prefix)
+    return changes
+
+
+def changes_mark_stale_claims(
+    *,
+    actor: Actor,
+    older_than: timedelta,
+    kind: str | None = None,
+    target_prefix: str = "",
+    endpoint: str = "",
+    message: str = messages.STALE_CLAIM,
+) -> int:
+    """A claim older than `older_than` whose process stopped mid-call: outcome unknown.
+
+    Such a change may or may not have reached Kraken, so it is never sent again blindly:
+    `changes_reconcile_unknown` asks Kraken first.
+    """
+    cutoff = timezone.now() - older_than
+    stale = _open_of(RequestState.EXECUTING, kind, target_prefix).filter(claimed_at__lte=cutoff)
+    count = 0
+    for change in list(stale):
+        with transaction.atomic():
+            moved = ChangeRequest.objects.filter(
+                pk=change.pk, state=RequestState.EXECUTING, claimed_at__lte=cutoff
+            ).update(state=RequestState.OUTCOME_UNKNOWN, result_message=message)
+            if moved:
+                audit_change(
+                    change,
+                    actor=actor,
+                    action=AuditAction.CHANGE_OUTCOME_UNKNOWN,
+                    outcome=Outcome.UNKNOWN,
+                    prime_endpoint=endpoint,
+                    message=message,
+                )
+        count += moved
+    return count
+
+
+def changes_reconcile_unknown(
+    *, actor: Actor, kind: str | None = None, target_prefix: str = ""
+) -> int:
+    """Ask Kraken about every change whose outcome is unknown; how many were decided."""
+    unknown = _open_of(RequestState.OUTCOME_UNKNOWN, kind, target_prefix)
+    decided = 0
+    for pk in list(unknown.values_list("pk", flat=True)):
+        try:
+            done = change_reconcile(change_id=pk, actor=actor)
+        except ApprovalError:
+            continue
+        decided += done.change.state != RequestState.OUTCOME_UNKNOWN
+    return decided

@@ -12,8 +12,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 
 from django.conf import settings
-from django.db import IntegrityError, transaction
-from django.utils import timezone
+from django.db import IntegrityError
 
 from portal.actors import Actor
 from portal.approvals import services as approvals
@@ -24,8 +23,7 @@ from portal.approvals.models import (
     StepUpMethod,
     VoteDecision,
 )
-from portal.approvals.services.common import audit_change
-from portal.audit.models import AuditAction, Outcome
+from portal.audit.models import AuditAction
 from portal.settlement import messages
 from portal.settlement.approvals import leg_payload
 from portal.settlement.messages import what_text
@@ -201,29 +199,14 @@ def legs_send_ready(*, actor: Actor) -> int:
 
 def legs_mark_stale_sends(*, actor: Actor, batch: Batch | None = None) -> int:
     """A send claimed long ago and never answered (its process stopped): outcome unknown."""
-    cutoff = timezone.now() - timedelta(seconds=settings.SETTLEMENT_SUBMITTING_STALE_SECONDS)
-    stale = ChangeRequest.objects.filter(
-        kind=LEG, state=RequestState.EXECUTING, claimed_at__lte=cutoff
+    return approvals.changes_mark_stale_claims(
+        actor=actor,
+        older_than=timedelta(seconds=settings.SETTLEMENT_SUBMITTING_STALE_SECONDS),
+        kind=LEG,
+        target_prefix=f"{batch.prime_batch_id}:" if batch is not None else "",
+        endpoint=SETTLE,
+        message=messages.STALE_SUBMITTING,
     )
-    if batch is not None:
-        stale = stale.filter(target_id__startswith=f"{batch.prime_batch_id}:")
-    count = 0
-    for change in list(stale):
-        with transaction.atomic():
-            moved = ChangeRequest.objects.filter(
-                pk=change.pk, state=RequestState.EXECUTING, claimed_at__lte=cutoff
-            ).update(state=RequestState.OUTCOME_UNKNOWN, result_message=messages.STALE_SUBMITTING)
-            if moved:
-                audit_change(
-                    change,
-                    actor=actor,
-                    action=AuditAction.CHANGE_OUTCOME_UNKNOWN,
-                    outcome=Outcome.UNKNOWN,
-                    prime_endpoint=SETTLE,
-                    message=messages.STALE_SUBMITTING,
-                )
-        count += moved
-    return count
 
 
 def legs_reconcile_unknown(*, actor: Actor, batch: Batch | None = None) -> int:
@@ -232,14 +215,6 @@ def legs_reconcile_unknown(*, actor: Actor, batch: Batch | None = None) -> int:
     A send left claimed by a stopped process counts as unknown first.
     """
     legs_mark_stale_sends(actor=actor, batch=batch)
-    unknown = ChangeRequest.objects.filter(kind=LEG, state=RequestState.OUTCOME_UNKNOWN)
-    if batch is not None:
-        unknown = unknown.filter(target_id__startswith=f"{batch.prime_batch_id}:")
-    decided = 0
-    for pk in list(unknown.values_list("pk", flat=True)):
-        try:
-            done = approvals.change_reconcile(change_id=pk, actor=actor)
-        except approvals.ApprovalError:
-            continue
-        decided += done.change.state != RequestState.OUTCOME_UNKNOWN
-    return decided
+    return approvals.changes_reconcile_unknown(
+        actor=actor, kind=LEG, target_prefix=f"{batch.prime_batch_id}:" if batch is not None else ""
+    )
