@@ -1,9 +1,41 @@
-"""Small query helpers shared by the apps' selectors."""
+"""Shared database pieces: the Kraken-mirror fields and query helpers for selectors."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from datetime import datetime
+
+from django.db import models
 from django.db.models import Count, IntegerField, OuterRef, QuerySet, Subquery, Value
 from django.db.models.functions import Coalesce
+
+# How many "changed outside the portal" descriptions a mirrored row keeps.
+CHANGED_OUTSIDE_KEPT = 10
+
+
+class KrakenMirror(models.Model):
+    """A row the portal mirrors from Kraken (a Prime user, a key): sync and drift fields."""
+
+    last_synced_at = models.DateTimeField(null=True, blank=True)
+    # Set by prime_sync when Kraken held something the portal did not do.
+    changed_outside_at = models.DateTimeField(null=True, blank=True)
+    changed_outside = models.JSONField(default=list, blank=True)
+    # Set by prime_sync when Kraken no longer lists the row.
+    missing_upstream_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        abstract = True
+
+    def flag_changed_outside(self, now: datetime, what: Sequence[str]) -> None:
+        """Show the "changed outside the portal" badge, newest descriptions first (not saved)."""
+        self.changed_outside_at = now
+        self.changed_outside = [*what, *(self.changed_outside or [])][:CHANGED_OUTSIDE_KEPT]
+
+    def mark_missing(self, now: datetime) -> None:
+        """Kraken no longer lists the row (not saved)."""
+        self.missing_upstream_at = now
+        self.last_synced_at = now
+        self.flag_changed_outside(now, ["no longer listed by Kraken"])
 
 
 def count_per_row(related: QuerySet, fk: str) -> Coalesce:

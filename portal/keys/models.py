@@ -2,16 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from datetime import datetime
-
 from django.conf import settings
 from django.db import models
 
-from portal.users.models import CHANGED_OUTSIDE_KEPT
+from portal.db import KrakenMirror
 
 
-class ApiKey(models.Model):
+class ApiKey(KrakenMirror):
     """A Prime API user's key as Kraken last reported it, with who issued and revoked it."""
 
     prime_key_id = models.CharField(max_length=32, unique=True)
@@ -31,10 +28,6 @@ class ApiKey(models.Model):
     )
     created_at = models.DateTimeField()
     updated_at = models.DateTimeField(null=True, blank=True)  # Kraken's updated_at
-    last_synced_at = models.DateTimeField(null=True, blank=True)
-    changed_outside_at = models.DateTimeField(null=True, blank=True)
-    changed_outside = models.JSONField(default=list, blank=True)
-    missing_upstream_at = models.DateTimeField(null=True, blank=True)
     revoked_at = models.DateTimeField(null=True, blank=True)
     revoked_by = models.ForeignKey(
         settings.AUTH_USER_MODEL,
@@ -72,17 +65,6 @@ class ApiKey(models.Model):
             "permissions": list(self.permissions),
             "whitelisted_ips": list(self.whitelisted_ips),
         }
-
-    def flag_changed_outside(self, now: datetime, what: Sequence[str]) -> None:
-        """Show the "changed outside the portal" badge, newest descriptions first (not saved)."""
-        self.changed_outside_at = now
-        self.changed_outside = [*what, *(self.changed_outside or [])][:CHANGED_OUTSIDE_KEPT]
-
-    def mark_missing(self, now: datetime) -> None:
-        """Kraken no longer lists the key (not saved)."""
-        self.missing_upstream_at = now
-        self.last_synced_at = now
-        self.flag_changed_outside(now, ["no longer listed by Kraken"])
 
 
 class KeyIssueRequest(models.Model):

@@ -7,14 +7,10 @@ and notes are portal-only labels.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from datetime import datetime
-
 from django.conf import settings
 from django.db import models
 
-# Descriptions kept on a row changed outside the portal: enough to explain the badge.
-CHANGED_OUTSIDE_KEPT = 10
+from portal.db import KrakenMirror
 
 
 class PrimeRole(models.TextChoices):
@@ -27,7 +23,7 @@ class PrimeUserStatus(models.TextChoices):
     DISABLED = "Disabled", "Disabled"
 
 
-class PrimeUser(models.Model):
+class PrimeUser(KrakenMirror):
     """A Prime API user as Kraken last reported it."""
 
     prime_id = models.CharField(max_length=32, unique=True)
@@ -48,12 +44,6 @@ class PrimeUser(models.Model):
         on_delete=models.SET_NULL,
         related_name="+",
     )
-    last_synced_at = models.DateTimeField(null=True, blank=True)
-    # Set by prime_sync when Kraken held something the portal did not do.
-    changed_outside_at = models.DateTimeField(null=True, blank=True)
-    changed_outside = models.JSONField(default=list, blank=True)
-    # Set by prime_sync when Kraken no longer lists the user.
-    missing_upstream_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         ordering = ["name", "id"]
@@ -77,14 +67,3 @@ class PrimeUser(models.Model):
     def labels(self) -> dict[str, str]:
         """The portal-only fields, for audit before/after."""
         return {"owner": self.owner_label, "desk": self.desk_label, "notes": self.notes}
-
-    def flag_changed_outside(self, now: datetime, what: Sequence[str]) -> None:
-        """Show the "changed outside the portal" badge, newest descriptions first (not saved)."""
-        self.changed_outside_at = now
-        self.changed_outside = [*what, *(self.changed_outside or [])][:CHANGED_OUTSIDE_KEPT]
-
-    def mark_missing(self, now: datetime) -> None:
-        """Kraken no longer lists the user (not saved)."""
-        self.missing_upstream_at = now
-        self.last_synced_at = now
-        self.flag_changed_outside(now, ["no longer listed by Kraken"])
