@@ -38,6 +38,7 @@ class PreferencesForm(forms.Form):
 class WebhookForm(forms.ModelForm):
     """Name, address and signing secret; the secret is write-only (blank keeps the stored one)."""
 
+    url = forms.URLField(max_length=500, assume_scheme="https", label="Address")
     secret = forms.CharField(
         required=False,
         strip=True,
