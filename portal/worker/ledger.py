@@ -6,7 +6,7 @@ import logging
 import os
 import socket
 from collections.abc import Callable
-from datetime import datetime
+from datetime import UTC, datetime
 
 from django.db import IntegrityError, transaction
 from django.utils import timezone
@@ -23,7 +23,7 @@ def worker_identity() -> str:
 def slot_of(period_seconds: int, now: datetime) -> str:
     """The slot a run belongs to: the start of its period (UTC, to the second)."""
     start = int(now.timestamp()) // period_seconds * period_seconds
-    return datetime.fromtimestamp(start, tz=timezone.utc).strftime("%Y-%m-%dT%H:%M:%S")
+    return datetime.fromtimestamp(start, tz=UTC).strftime("%Y-%m-%dT%H:%M:%S")
 
 
 def run_once(
