@@ -110,6 +110,15 @@ class ChangeRequest(models.Model):
     result_message = models.TextField(blank=True)
     void_reason = models.TextField(blank=True)
     void_changes = models.JSONField(null=True, blank=True)
+    # A change that ran at once (quorum 0) is reviewed afterwards by an approver.
+    reviewed_at = models.DateTimeField(null=True, blank=True)
+    reviewed_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="+",
+    )
 
     class Meta:
         ordering = ["-created_at", "-pk"]

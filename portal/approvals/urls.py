@@ -14,5 +14,6 @@ urlpatterns = [
     path("<int:pk>/withdraw/", views.withdraw, name="withdraw"),
     path("<int:pk>/execute/", views.execute, name="execute"),
     path("<int:pk>/reconcile/", views.reconcile, name="reconcile"),
+    path("<int:pk>/reviewed/", views.reviewed, name="reviewed"),
     path("<int:pk>/evidence/", views.evidence, name="evidence"),
 ]

@@ -52,6 +52,7 @@ def inbox(request: HttpRequest) -> HttpResponse:
                 : selectors.INBOX_LIMIT
             ]
         ],
+        "to_review": list(selectors.change_to_review(staff=staff)[: selectors.INBOX_LIMIT]),
         "mine": selectors.change_requested_by(staff=staff),
         "recent": selectors.change_decided_recently(),
         "now": timezone.now(),
@@ -186,6 +187,27 @@ def reconcile(request: HttpRequest, pk: int) -> HttpResponse:
     if change.kind not in selectors.approvable_kinds(staff=staff):
         raise PermissionDenied(messages.NOT_ALLOWED_TO_APPROVE)
     return _after_action(request, pk, lambda: services.change_reconcile(change_id=pk, actor=staff))
+
+
+@require_POST
+@require_perm(VIEW_PORTAL)
+def reviewed(request: HttpRequest, pk: int) -> HttpResponse:
+    """An approver marks a change that ran at once as reviewed (audited)."""
+    staff = _staff(request)
+    _change(pk)
+    if request.POST.get("next") == "inbox":
+        try:
+            outcome = services.change_mark_reviewed(change_id=pk, actor=staff)
+        except services.ApprovalError as exc:
+            if exc.forbidden:
+                raise PermissionDenied(exc.message) from exc
+            django_messages.error(request, exc.message)
+        else:
+            getattr(django_messages, outcome.level)(request, outcome.message)
+        return redirect_to(request, "approvals:inbox")
+    return _after_action(
+        request, pk, lambda: services.change_mark_reviewed(change_id=pk, actor=staff)
+    )
 
 
 @require_GET
