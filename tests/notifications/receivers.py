@@ -4,6 +4,7 @@ receiver on loopback ports, each able to go down and come back on the same port.
 from __future__ import annotations
 
 import email
+import email.policy
 import socket
 import threading
 import time
@@ -33,7 +34,7 @@ class MailBox:
         self.lock = threading.Lock()
 
     async def handle_DATA(self, server, session, envelope):  # aiosmtpd's handler hook
-        message = email.message_from_bytes(envelope.content)
+        message = email.message_from_bytes(envelope.content, policy=email.policy.default)
         with self.lock:
             self.messages.append(message)
         return "250 OK"
