@@ -3,8 +3,7 @@
 from __future__ import annotations
 
 import threading
-from datetime import datetime, timedelta
-from datetime import timezone as tz
+from datetime import UTC, datetime, timedelta
 
 import pytest
 
@@ -35,7 +34,7 @@ def test_the_budget_is_shared_by_every_bucket_on_the_same_row(db):
 
 def test_a_job_runs_once_per_slot(db):
     calls = []
-    at = datetime(2026, 1, 1, 12, 0, 10, tzinfo=tz.utc)
+    at = datetime(2026, 1, 1, 12, 0, 10, tzinfo=UTC)
     assert run_once("expire", 60, lambda: calls.append(1), now=at)
     assert not run_once("expire", 60, lambda: calls.append(2), now=at + timedelta(seconds=40))
     assert run_once("expire", 60, lambda: calls.append(3), now=at + timedelta(seconds=60))

@@ -106,11 +106,13 @@ def test_three_workers_one_poller_failover_within_15s_jobs_once_budget_shared(
         os.kill(leader_pid, signal.SIGKILL)
         by_pid[leader_pid].wait(timeout=10)
         taken = _wait_for(
-            lambda: (lead := _leadership())
-            and lead.holder != first.holder
-            and lead.last_cycle_at is not None
-            and lead.last_cycle_at.timestamp() > killed_at
-            and lead,
+            lambda: (
+                (lead := _leadership())
+                and lead.holder != first.holder
+                and lead.last_cycle_at is not None
+                and lead.last_cycle_at.timestamp() > killed_at
+                and lead
+            ),
             TAKEOVER_LIMIT + 10,
         )
         assert taken is not None, "nobody took over"
@@ -140,7 +142,7 @@ def test_three_workers_one_poller_failover_within_15s_jobs_once_budget_shared(
     text = "".join(log.read_text() for log in logs)
     assert "already ran; skipped" not in text  # the queue never handed a job out twice
     runs = list(JobRun.objects.values_list("job", "slot"))
-    assert ("expire_change_requests" in {job for job, _ in runs}), text[-3000:]
+    assert "expire_change_requests" in {job for job, _ in runs}, text[-3000:]
     assert len(runs) == len(set(runs))
     expiry = Task.objects.filter(func="portal.worker.jobs.expire_change_requests")
     assert expiry.count() == len([r for r in runs if r[0] == "expire_change_requests"])
