@@ -14,9 +14,14 @@ from django.db.models import Q
 from django.urls import reverse
 from django.utils import timezone
 
+from portal.approvals.kinds import UnknownKind, spec_for
+from portal.approvals.models import ChangeRequest, RequestState
+from portal.approvals.selectors import change_waiting_for
 from portal.audit.models import AuditAction, AuditEvent, TargetType
+from portal.keys.models import ApiKey
 from portal.notifications.models import EventType, PendingTransferSeen
 from portal.notifications.services import notify
+from portal.settlement.models import Leg
 from portal.staff.models import Staff
 from portal.staff.roles import APPROVE_SETTLEMENT, MANAGE_KEYS, REQUEST_SETTLEMENT, VIEW_PORTAL
 
@@ -53,9 +58,6 @@ def notify_for_audit(event: AuditEvent) -> int:
 
 
 def _change_event(event: AuditEvent) -> int:
-    from portal.approvals.kinds import UnknownKind, spec_for
-    from portal.approvals.models import ChangeRequest, RequestState
-
     try:
         change = ChangeRequest.objects.select_related("requested_by").get(pk=int(event.target_id))
     except (ValueError, ChangeRequest.DoesNotExist):
@@ -158,8 +160,6 @@ def _leg_event(event: AuditEvent) -> int:
 
 def notify_pending_transfers(*, now: datetime | None = None) -> int:
     """Remember when each pending transfer was first seen; tell people about the overdue ones."""
-    from portal.settlement.models import Leg
-
     now = now or timezone.now()
     pending = {
         leg.transfer_id: leg
@@ -213,8 +213,6 @@ def notify_key_expiring(
 
 def notify_keys_expiring(*, now: datetime | None = None) -> int:
     """Keys whose `expires_at` falls within NOTIFY_KEY_EXPIRY_DAYS (none until keys have one)."""
-    from portal.keys.models import ApiKey
-
     field_names = {f.name for f in ApiKey._meta.get_fields()}
     if "expires_at" not in field_names:
         return 0
@@ -235,9 +233,6 @@ def notify_keys_expiring(*, now: datetime | None = None) -> int:
 
 def send_daily_digest(*, now: datetime | None = None) -> int:
     """One digest per person with anything waiting: votes, own open requests, unknown outcomes."""
-    from portal.approvals.models import ChangeRequest, RequestState
-    from portal.approvals.selectors import change_waiting_for
-
     now = now or timezone.now()
     day = timezone.localtime(now).date().isoformat()
     told = 0

@@ -9,6 +9,7 @@ from django.db.models.signals import post_save
 from django.dispatch import receiver
 
 from portal.audit.models import AuditEvent
+from portal.notifications.events import notify_for_audit
 
 logger = logging.getLogger("portal.notifications")
 
@@ -19,6 +20,4 @@ def audit_event_written(
 ) -> None:
     if not created:
         return
-    from portal.notifications.events import notify_for_audit
-
     notify_for_audit(instance)

@@ -9,6 +9,13 @@ Later scheduled jobs (reminders, scheduled revocations) are added here and in
 from __future__ import annotations
 
 from portal.actors import SystemActor
+from portal.approvals.services import change_expire_due
+from portal.notifications.delivery import deliver_due
+from portal.notifications.events import (
+    notify_keys_expiring,
+    notify_pending_transfers,
+    send_daily_digest,
+)
 from portal.worker.ledger import run_once
 
 MINUTE = 60
@@ -17,8 +24,6 @@ DAY = 24 * 60 * 60
 
 def expire_change_requests() -> bool:
     """Expire change requests past their deadline (`change_expire_due`)."""
-    from portal.approvals.services import change_expire_due
-
     return run_once(
         "expire_change_requests", MINUTE, lambda: change_expire_due(actor=SystemActor.EXPIRY)
     )
@@ -26,27 +31,19 @@ def expire_change_requests() -> bool:
 
 def deliver_notifications() -> int:
     """Send what is due in the outbox (claims make it safe to run anywhere, any number of times)."""
-    from portal.notifications.delivery import deliver_due
-
     return deliver_due().sent
 
 
 def check_pending_transfers() -> bool:
     """Tell people about transfers pending longer than NOTIFY_TRANSFER_PENDING_MINUTES."""
-    from portal.notifications.events import notify_pending_transfers
-
     return run_once("check_pending_transfers", 5 * MINUTE, notify_pending_transfers)
 
 
 def daily_digest() -> bool:
     """One digest per person of what waits for them."""
-    from portal.notifications.events import send_daily_digest
-
     return run_once("daily_digest", DAY, send_daily_digest)
 
 
 def key_expiry_reminders() -> bool:
     """Keys that expire soon (keys get expiry dates in a later issue; none expire yet)."""
-    from portal.notifications.events import notify_keys_expiring
-
     return run_once("key_expiry_reminders", DAY, notify_keys_expiring)
