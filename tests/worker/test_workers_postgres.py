@@ -52,16 +52,13 @@ def _wait_for(predicate, timeout: float, step: float = 0.2):
 def test_three_workers_one_poller_failover_within_15s_jobs_once_budget_shared(
     prime_settings, tmp_path
 ):
-    from django_q.models import Task
+    from django_q.models import Schedule, Task
 
     from portal.settlement.models import Batch
     from portal.worker.models import JobRun
-
-    # The schedules come from a migration; an earlier test's flush may have emptied them.
-    from django_q.models import Schedule
-
     from portal.worker.schedules import ensure_schedules
 
+    # The schedules come from a migration; an earlier test's flush may have emptied them.
     ensure_schedules(Schedule)
     # A batch the poller wants to refresh on every cycle: only the budget holds it back.
     Batch.objects.create(prime_batch_id="WORKER-TEST-BATCH", created_at=timezone.now())
