@@ -56,6 +56,9 @@ INSTALLED_APPS = [
     "portal.settlement",
     "portal.connection",
     "portal.approvals",
+    "django_q",
+    "portal.worker",
+    "portal.notifications",
 ]
 
 MIDDLEWARE = [
@@ -213,6 +216,40 @@ SETTLEMENT_RECONCILE_GRACE_SECONDS = env_int("SETTLEMENT_RECONCILE_GRACE_SECONDS
 SETTLEMENT_SUBMITTING_STALE_SECONDS = env_int("SETTLEMENT_SUBMITTING_STALE_SECONDS", 120)
 PRIME_POLL_INTERVAL_SECONDS = env_int("PRIME_POLL_INTERVAL_SECONDS", 5)
 PRIME_POLL_BUDGET_PER_MINUTE = env_int("PRIME_POLL_BUDGET_PER_MINUTE", 30)
+
+# The worker (manage.py worker): django-q2 over the portal's own database (ORM broker), so
+# it needs no service besides the database. One worker of many leads and runs the poller.
+WORKER_LEADER_RETRY_SECONDS = env_int("WORKER_LEADER_RETRY_SECONDS", 3)
+Q_CLUSTER = {
+    "name": "portal",
+    "orm": "default",
+    "workers": env_int("WORKER_PROCESSES", 2),
+    "timeout": 120,  # a job running longer is stopped ...
+    "retry": 180,  # ... and a job not acknowledged within this is handed out again
+    "max_attempts": 3,
+    "catch_up": False,  # after downtime run a schedule once, not once per missed period
+    "save_limit": 500,
+    "ack_failures": True,
+    "poll": 1,  # seconds between looks at the queue table
+    "label": "Worker jobs",
+}
+
+# Notifications: links in messages are absolute (the address people open the portal at).
+PORTAL_BASE_URL = env_str("PORTAL_BASE_URL", "http://127.0.0.1:8000").rstrip("/")
+EMAIL_HOST = env_str("EMAIL_HOST", "127.0.0.1")
+EMAIL_PORT = env_int("EMAIL_PORT", 25)
+EMAIL_HOST_USER = env_str("EMAIL_HOST_USER", "")
+EMAIL_HOST_PASSWORD = env_secret("EMAIL_HOST_PASSWORD", default="")
+EMAIL_USE_TLS = env_bool("EMAIL_USE_TLS", default=False)
+EMAIL_TIMEOUT = env_int("EMAIL_TIMEOUT_SECONDS", 10)
+DEFAULT_FROM_EMAIL = env_str("DEFAULT_FROM_EMAIL", "Prime Ops Portal <portal@localhost>")
+NOTIFY_RETRY_BASE_SECONDS = env_int("NOTIFY_RETRY_BASE_SECONDS", 30)
+NOTIFY_RETRY_CAP_SECONDS = env_int("NOTIFY_RETRY_CAP_SECONDS", 3600)
+NOTIFY_MAX_ATTEMPTS = env_int("NOTIFY_MAX_ATTEMPTS", 20)
+NOTIFY_CLAIM_SECONDS = env_int("NOTIFY_CLAIM_SECONDS", 60)
+NOTIFY_WEBHOOK_TIMEOUT_SECONDS = env_int("NOTIFY_WEBHOOK_TIMEOUT_SECONDS", 10)
+NOTIFY_TRANSFER_PENDING_MINUTES = env_int("NOTIFY_TRANSFER_PENDING_MINUTES", 30)
+NOTIFY_KEY_EXPIRY_DAYS = env_int("NOTIFY_KEY_EXPIRY_DAYS", 14)
 
 LOGGING = {
     "version": 1,

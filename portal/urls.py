@@ -13,6 +13,7 @@ urlpatterns = [
     path("settlement/", include("portal.settlement.urls")),
     path("connection/", include("portal.connection.urls")),
     path("approvals/", include("portal.approvals.urls")),
+    path("notifications/", include("portal.notifications.urls")),
 ]
 
 handler403 = "portal.web.permission_denied"

@@ -40,6 +40,7 @@ NAVIGATION: tuple[tuple[str, str, str], ...] = (
     ("Settlement", "settlement:batch-list", VIEW_PORTAL),
     ("Approvals", "approvals:inbox", VIEW_PORTAL),
     ("Audit trail", "audit:list", VIEW_PORTAL),
+    ("Notifications", "notifications:inbox", VIEW_PORTAL),
     ("Staff", "staff:list", MANAGE_STAFF),
     ("Prime connection", "connection:settings", MANAGE_CONNECTION),
     ("Approval policy", "approvals:policy", MANAGE_STAFF),
