@@ -15,7 +15,7 @@ from django.urls import reverse
 from django.utils import timezone
 
 from portal.approvals.kinds import UnknownKind, spec_for
-from portal.approvals.models import ChangeRequest, RequestState
+from portal.approvals.models import ChangeKind, ChangeRequest, RequestState
 from portal.approvals.selectors import change_waiting_for
 from portal.audit.models import AuditAction, AuditEvent, TargetType
 from portal.keys.models import ApiKey
@@ -29,6 +29,7 @@ DECIDED = {
     AuditAction.CHANGE_VOTE_REJECTED: "rejected",
     AuditAction.CHANGE_VOIDED: "void (its target changed)",
     AuditAction.CHANGE_EXPIRED: "expired",
+    AuditAction.CHANGE_EXECUTION_FAILED: "refused by Kraken",
 }
 
 
@@ -87,6 +88,19 @@ def _change_event(event: AuditEvent) -> int:
             ),
             path=path,
         )
+    if (
+        event.action == AuditAction.CHANGE_EXECUTION_FAILED
+        and change.kind == ChangeKind.SETTLEMENT_LEG
+    ):
+        prime_batch_id = change.target_id.rpartition(":")[0]
+        return notify(
+            event_type=EventType.LEG_FAILED,
+            event_key=f"leg_failed:{change.target_id}:change:{change.pk}",
+            recipients=_with_perm(REQUEST_SETTLEMENT, APPROVE_SETTLEMENT),
+            title=f"Leg settlement failed: {what}",
+            body=event.message or f"Kraken refused to settle: {what}.",
+            path=reverse("settlement:batch-detail", kwargs={"prime_batch_id": prime_batch_id}),
+        )
     outcome = DECIDED.get(AuditAction(event.action)) if event.action in DECIDED else None
     if event.action == AuditAction.CHANGE_VOTE_APPROVED and after.get("state") in (
         RequestState.APPROVED,
@@ -136,7 +150,12 @@ def _leg_event(event: AuditEvent) -> int:
             body=f"The {asset} leg of batch {prime_batch_id} is settled.",
             path=path,
         )
-    if event.action == AuditAction.LEG_SETTLE_FAILED:
+    transfer_failed = (
+        event.action == AuditAction.LEG_STATUS_CHANGED
+        and after.get("transfer_status") == "failed"
+        and before.get("transfer_status") != "failed"
+    )
+    if transfer_failed or event.action == AuditAction.LEG_SETTLE_FAILED:
         transfer = after.get("transfer_id") or f"audit:{event.seq}"
         return notify(
             event_type=EventType.LEG_FAILED,

@@ -84,6 +84,20 @@ def test_leg_events_reach_settlement_people(operator, approver, viewer):
     assert {n.recipient for n in failed} == {operator, approver}
 
 
+def test_a_transfer_kraken_failed_reaches_settlement_people(operator, approver, viewer):
+    audit_record(
+        actor=SystemActor.POLLER,
+        action=AuditAction.LEG_STATUS_CHANGED,
+        target_type=TargetType.LEG,
+        target_id="BATCH-2:ETH",
+        before={"status": "settling", "transfer_id": "T3", "transfer_status": "pending"},
+        after={"status": "unsettled", "transfer_id": "T3", "transfer_status": "failed"},
+    )
+    failed = Notification.objects.filter(event_type=EventType.LEG_FAILED)
+    assert {n.recipient for n in failed} == {operator, approver}
+    assert failed[0].link == "https://portal.example.test/settlement/BATCH-2/"
+
+
 def test_a_transfer_pending_too_long_is_told_once(settings, operator):
     from portal.settlement.models import Batch, Leg
 
