@@ -7,7 +7,7 @@ from portal import views
 urlpatterns = [
     path("", views.home, name="home"),
     path("staff/", include("portal.staff.urls")),
-    path("audit/", include("portal.audit.urls")),
+    path("audit/", include("portal.trail.urls")),
     path("prime-users/", include("portal.users.urls")),
     path("keys/", include("portal.keys.urls")),
     path("settlement/", include("portal.settlement.urls")),

@@ -14,7 +14,7 @@ from datetime import timedelta
 from enum import StrEnum
 
 from portal.actors import Actor
-from portal.connection.door import Attempt
+from portal.connection.door import Attempt, audit_json
 
 JSONValue = None | bool | int | float | str | list["JSONValue"] | dict[str, "JSONValue"]
 Payload = dict[str, JSONValue]
@@ -64,8 +64,6 @@ class ChangeKindSpec:
 
         Returns the result as JSON for the request and its audit event (no secrets).
         """
-        from portal.connection.door import audit_json
-
         return audit_json(value)  # type: ignore[return-value]
 
     def fingerprint(self, *, target_id: str) -> JSONValue:

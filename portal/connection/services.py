@@ -15,7 +15,6 @@ from portal.audit.services import audit_record
 from portal.connection import crypto, door, resolve
 from portal.connection.models import StoredConnection
 from primeapi.client import mask_key
-from primeapi.errors import PrimeError
 
 __all__ = [
     "ConnectionRefused",
@@ -174,22 +173,19 @@ def connection_test() -> ConnectionTestResult:
     """Call ListPrimeApiUsers with the connection in force and say what happened."""
     try:
         connection = door.resolve_connection()
-        client = door.get_prime_client()
-    except PrimeError as exc:
+    except door.PrimeNotConfigured as exc:
         return ConnectionTestResult(ok=False, message=door.describe_error(exc))
     started = time.monotonic()
-    try:
-        users = client.list_api_users()
-    except PrimeError as exc:
-        took = round((time.monotonic() - started) * 1000)
+    attempt = door.attempt_prime(lambda client: client.list_api_users())
+    took = round((time.monotonic() - started) * 1000)
+    if not attempt.done:
         return ConnectionTestResult(
             ok=False,
-            message=f"{connection.host} did not accept the test call: {door.describe_error(exc)}",
+            message=f"{connection.host} did not accept the test call: {attempt.message}",
             host=connection.host,
             duration_ms=took,
         )
-    took = round((time.monotonic() - started) * 1000)
-    count = len(users)
+    count = len(attempt.result())
     return ConnectionTestResult(
         ok=True,
         message=(

@@ -13,10 +13,10 @@ from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 
 from portal.actors import SystemActor
-from portal.audit.links import history_url
 from portal.audit.models import AuditAction, AuditEvent, Outcome, TargetType
 from portal.audit.selectors import PER_PAGE
 from portal.audit.services import audit_record
+from portal.trail.links import history_url
 from tests.audit.conftest import record, tamper
 
 LIST = reverse("audit:list")

@@ -20,12 +20,12 @@ from portal.audit import selectors
 from portal.audit.diff import diff, summary
 from portal.audit.export import CONTENT_TYPES, FORMATS, export_lines
 from portal.audit.forms import AuditFilterForm
-from portal.audit.links import filter_query
 from portal.audit.models import AuditAction, AuditEvent, TargetType
 from portal.audit.services import audit_record
 from portal.audit.verify import read_head
 from portal.staff.access import require_perm
 from portal.staff.roles import VIEW_PORTAL
+from portal.trail.links import filter_query
 from portal.web import StaffRequest, no_store, render_htmx
 
 LIST = ("audit/list.html", "results")

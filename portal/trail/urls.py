@@ -1,6 +1,6 @@
 from django.urls import path
 
-from portal.audit import views
+from portal.trail import views
 
 app_name = "audit"
 

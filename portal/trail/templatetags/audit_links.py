@@ -10,7 +10,7 @@ from __future__ import annotations
 from django import template
 from django.utils.html import format_html
 
-from portal.audit.links import history_url
+from portal.trail.links import history_url
 
 register = template.Library()
 
