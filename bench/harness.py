@@ -356,7 +356,9 @@ def build_plan(manifest: dict, base_url: str, options: argparse.Namespace) -> di
         if name in ("users_search", "batch_live"):
             page["headers"] = HTMX
         if name == "batch_live":
-            page["ok_statuses"] = [200, 286]
+            # 204: nothing changed since the version the fragment carries (htmx keeps it).
+            page["ok_statuses"] = [200, 204, 286]
+            page["follow"] = r'hx-get="([^"]*/live/\?v=[^"]*)"'
         if name in ANCHOR_PAGES:
             page["account"] = "admin"
         pages.append(page)
