@@ -116,7 +116,7 @@ class SessionAccessMiddleware:
         if not user.is_authenticated:
             return self.get_response(request)
         # request.user is a lazy proxy: attributes set on it land on the Staff it wraps.
-        staff: Staff = user  # type: ignore[assignment]
+        staff: Staff = user
         session_access.apply(staff, request.session)
         token = session_access.bind(staff.pk, request.session)
         try:

@@ -25,6 +25,7 @@ from django.utils import timezone
 
 from portal.staff.models import Staff
 from portal.staff.roles import Role
+from portal.staff.sessions import SessionStore
 
 SESSION_KEY = "_portal_access"
 
@@ -69,7 +70,7 @@ def unbind(token: Any) -> None:
 
 def _drop(user_pks: set[int] | None) -> None:
     """Remove the stored copy from the sessions of these people (None: everybody)."""
-    store = Session.get_session_store_class()()
+    store = SessionStore()
     wanted = None if user_pks is None else {str(pk) for pk in user_pks}
     for row in Session.objects.filter(expire_date__gt=timezone.now()).iterator():
         data = store.decode(row.session_data)

@@ -14,7 +14,7 @@ from typing import Any
 
 from django.contrib.sessions.backends.db import SessionStore as DBStore
 from django.contrib.sessions.middleware import SessionMiddleware
-from django.http import HttpRequest, HttpResponseBase
+from django.http import HttpRequest, HttpResponse
 from django.utils import timezone
 
 REFRESH_AFTER_SECONDS = 60
@@ -26,7 +26,7 @@ class SessionStore(DBStore):
     loaded_expire_date: datetime | None = None
 
     def _get_session_from_db(self) -> Any:
-        found = super()._get_session_from_db()
+        found = super()._get_session_from_db()  # type: ignore[misc]
         self.loaded_expire_date = found.expire_date if found is not None else None
         return found
 
@@ -43,9 +43,7 @@ class PortalSessionMiddleware(SessionMiddleware):
     """Django's SessionMiddleware; also saves an unchanged session whose idle mark is stale
     (use with SESSION_SAVE_EVERY_REQUEST = False)."""
 
-    def process_response(
-        self, request: HttpRequest, response: HttpResponseBase
-    ) -> HttpResponseBase:
+    def process_response(self, request: HttpRequest, response: HttpResponse) -> HttpResponse:
         session = getattr(request, "session", None)
         if session is not None and _stale(session):
             session.modified = True
