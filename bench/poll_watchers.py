@@ -140,6 +140,7 @@ class Bench:
         call_command("migrate", verbosity=0)
         from django.contrib.auth import get_user_model
         from django.contrib.auth.models import Group
+        from django_otp.plugins.otp_totp.models import TOTPDevice
 
         from portal.settlement import services
         from portal.settlement.models import Leg
@@ -154,7 +155,9 @@ class Bench:
             return user
 
         operator = person("bench.operator", "Operator")
-        person("bench.approver", "Approver")
+        approver = person("bench.approver", "Approver")
+        # Approving asks for the approver's authenticator code (step-up).
+        TOTPDevice.objects.create(user=approver, name="bench", confirmed=True)
         watchers = [person(f"bench.watcher{i:02d}", "Viewer") for i in range(self.options.watchers)]
         control = self.sandbox.control
         control.add_trades(TRADES)
@@ -162,13 +165,13 @@ class Bench:
         control.confirm_batch(batch.prime_batch_id)
         services.batch_refresh(prime_batch_id=batch.prime_batch_id, actor=SystemActor.POLLER)
         btc = Leg.objects.select_related("batch").get(batch=batch, asset="BTC")
-        intent = services.intent_request(leg=btc, actor=operator)
+        change = services.leg_request(leg=btc, actor=operator).change
         from django.db import connections
 
         connections.close_all()
         return {
             "batch": batch.prime_batch_id,
-            "intent_id": intent.pk,
+            "change_id": change.pk,
             "watchers": [w.username for w in watchers],
         }
 
@@ -210,12 +213,36 @@ class Bench:
             raise SystemExit(f"{username} could not sign in (HTTP {response.status_code})")
         return session
 
-    def approve(self, intent_id: int) -> None:
+    @staticmethod
+    def code(username: str, *, steps_ahead: int = 0) -> str:
+        """The person's authenticator code now (or `steps_ahead` 30-second steps later)."""
+        from django_otp.oath import TOTP
+        from django_otp.plugins.otp_totp.models import TOTPDevice
+
+        device = TOTPDevice.objects.get(user__username=username)
+        totp = TOTP(device.bin_key, device.step, device.t0, device.digits, device.drift)
+        totp.time = time.time() + steps_ahead * device.step
+        return f"{totp.token():0{device.digits}d}"
+
+    def approve(self, change_id: int, batch: str) -> None:
         session = self.sign_in("bench.approver")
-        page = f"{self.base}/settlement/"
+        verify = f"{self.base}/staff/two-factor/"
+        session.get(verify, timeout=10)
+        session.post(
+            verify,
+            data={
+                "token": self.code("bench.approver"),
+                "csrfmiddlewaretoken": session.cookies.get("csrftoken", ""),
+            },
+            headers={"Referer": verify},
+            timeout=10,
+        )
+        page = f"{self.base}/settlement/{batch}/"
         session.get(page, timeout=10)
         response = session.post(
-            f"{self.base}/settlement/intents/{intent_id}/approve/",
+            f"{self.base}/settlement/{batch}/legs/approve/",
+            # A code works once per step: the approval takes the next step's code.
+            data={"change": change_id, "code": self.code("bench.approver", steps_ahead=1)},
             headers={
                 "HX-Request": "true",
                 "X-CSRFToken": session.cookies.get("csrftoken", ""),
@@ -223,7 +250,7 @@ class Bench:
             },
             timeout=30,
         )
-        if response.status_code != 200 or 'data-intent-state="submitted"' not in response.text:
+        if response.status_code != 200 or 'data-request-state="done"' not in response.text:
             raise SystemExit(f"approval did not send the leg (HTTP {response.status_code})")
 
     def watch(self, sessions: list[requests.Session], batch: str, seconds: float) -> dict:
@@ -349,7 +376,7 @@ class Bench:
 
         self.sandbox.control.update_settings(transfer_delay=options.transfer_delay)
         before_approval = self.last_seq()
-        self.approve(seeded["intent_id"])
+        self.approve(seeded["change_id"], batch)
         start = self.last_seq()
         approval_calls = self.calls_since(before_approval, poller_key, web_key)
         completes_at = time.time() + options.transfer_delay

@@ -178,12 +178,12 @@ def seed_batches(
     the newest `active` are not final. Returns (batch ids newest first, active ones)."""
     batch_model = need("portal.settlement.models", "Batch")
     leg_model = need("portal.settlement.models", "Leg")
-    intent_model = need("portal.settlement.models", "SettlementIntent")
+    request_model = need("portal.approvals.models", "ChangeRequest")
     _check_fields(batch_model, {"prime_batch_id", "status", "confirmed", "created_at", "is_final"})
     _check_fields(leg_model, {"batch", "asset", "direction", "amount", "status", "can_settle"})
     _check_fields(
-        intent_model,
-        {"batch", "leg", "asset", "amount", "direction", "state", "requested_by", "expires_at"},
+        request_model,
+        {"kind", "target_id", "payload", "payload_hash", "state", "requested_by", "expires_at"},
     )
     legs = min(legs, len(ASSETS))
     batches = []
@@ -227,39 +227,46 @@ def seed_batches(
                 )
             )
     leg_model.objects.bulk_create(leg_rows, batch_size=4_000)
+    from portal.approvals.services import canonical_payload, payload_hash
+    from portal.settlement.approvals import leg_payload
+
     operator, approver = staff[OPERATOR], staff[APPROVER]
-    intents = []
+    requests = []
     far = now + timedelta(days=365)  # no request expires (and writes) during a run
     mine = leg_model.objects.filter(batch__prime_batch_id__in=ids).select_related("batch")
     for leg in mine.iterator(chunk_size=4_000) if with_requests else ():
         requested = leg.batch.created_at + timedelta(minutes=10)
         if leg.status == "settled":
-            state, approved = "settled", True
+            state, approved = "done", True
         elif leg.batch.is_final or rng.random() < 0.5:
             continue
         else:
-            state, approved = "requested", False
+            state, approved = "pending", False
+        payload = leg_payload(leg)
+        text = canonical_payload(payload)
         values = {
-            "batch_id": leg.batch_id,
-            "leg": leg,
-            "asset": leg.asset,
-            "amount": leg.amount,
-            "direction": leg.direction,
+            "kind": "settlement_leg",
+            "target_type": "leg",
+            "target_id": f"{leg.batch.prime_batch_id}:{leg.asset}",
+            "summary": f"Settle {leg.direction} {payload['amount']} {leg.asset}",
+            "payload": text,
+            "payload_hash": payload_hash(text),
+            "target_fingerprint": {"direction": leg.direction, "amount": payload["amount_exact"]},
             "state": state,
+            "quorum": 1,
             "requested_by": operator,
-            "requested_at": requested,
-            "expires_at": far if state == "requested" else requested + timedelta(hours=4),
+            "created_at": requested,
+            "expires_at": far if state == "pending" else requested + timedelta(hours=4),
         }
         if approved:
             values.update(
-                approved_by=approver,
-                approved_at=requested + timedelta(minutes=5),
-                submitted_at=requested + timedelta(minutes=6),
-                finished_at=requested + timedelta(minutes=50),
-                transfer_id=leg.transfer_id,
+                decided_at=requested + timedelta(minutes=5),
+                executed_by=approver,
+                executed_at=requested + timedelta(minutes=6),
+                result={"transfer_id": leg.transfer_id},
             )
-        intents.append(intent_model(**values))
-    intent_model.objects.bulk_create(intents, batch_size=4_000)
+        requests.append(request_model(**values))
+    request_model.objects.bulk_create(requests, batch_size=4_000)
     all_ids = [b.prime_batch_id for b in batches]
     return all_ids, [b.prime_batch_id for b in batches if not b.is_final]
 

@@ -29,3 +29,13 @@ class PolicyChangeForm(forms.Form):
     )
     require_step_up_every_time = forms.BooleanField(label="Code every time", required=False)
     reason = forms.CharField(label="Reason", required=False, max_length=500)
+
+
+class ApproveSelectedForm(forms.Form):
+    """A selection of waiting requests (``change`` repeated) and one step-up code."""
+
+    code = forms.CharField(required=False, max_length=10)
+
+    def chosen(self) -> list[int]:
+        values = self.data.getlist("change") if hasattr(self.data, "getlist") else []
+        return [int(v) for v in values if str(v).isdigit() and len(str(v)) < 12]

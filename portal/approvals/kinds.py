@@ -50,6 +50,10 @@ class ChangeKindSpec:
     # ``pk``) that carries it out and shows the result once; "" uses approvals:execute.
     execute_url_name: str = ""
 
+    def request_ttl(self) -> timedelta | None:
+        """How long a request of this kind waits for approvers (None: the engine's default)."""
+        return None
+
     def waits_for(self, *, payload: Payload, target_id: str) -> str:
         """Why an approved change cannot be sent yet ("" when it can), e.g. a batch Kraken has
         not confirmed. It then stays approved, and `change_execute_ready` sends it later."""

@@ -22,6 +22,7 @@ OUTCOME_UNKNOWN = (
 )
 VOIDED = "The target changed since the request, so the request is void: {reason}"
 WAITING = "Approved; it will be sent by itself when {reason}."
+CHOOSE_REQUESTS = "Tick the requests to approve."
 ALREADY_RUNNING = "This change is already being carried out or was carried out; nothing was sent."
 
 NOT_PENDING = "This request is no longer waiting for approval ({state})."
@@ -50,3 +51,9 @@ POLICY_SETTLEMENT_MINIMUM = "A settlement leg always needs at least one approver
 POLICY_POLICY_MINIMUM = "A change of the approval policy always needs another Admin's approval."
 POLICY_UNCHANGED = "That is the policy already in force; nothing to request."
 POLICY_CHANGED_SINCE = "the policy for this kind changed since the request"
+
+# Reviewing afterwards (changes that ran at once).
+REVIEWED = "Marked reviewed."
+ALREADY_REVIEWED = "Someone already reviewed this change."
+NOT_REVIEWABLE = "Only a change that ran at once, without approval, is reviewed afterwards."
+OWN_REVIEW = "You made this change, so someone else reviews it."

@@ -98,6 +98,8 @@ class ChangeRequest(models.Model):
     expires_at = models.DateTimeField()
     decided_at = models.DateTimeField(null=True, blank=True)
     execute_by = models.DateTimeField(null=True, blank=True)
+    # When the request was claimed for sending (a claim left by a stopped process is stale).
+    claimed_at = models.DateTimeField(null=True, blank=True)
     executed_at = models.DateTimeField(null=True, blank=True)
     executed_by = models.ForeignKey(
         settings.AUTH_USER_MODEL,
@@ -110,6 +112,15 @@ class ChangeRequest(models.Model):
     result_message = models.TextField(blank=True)
     void_reason = models.TextField(blank=True)
     void_changes = models.JSONField(null=True, blank=True)
+    # A change that ran at once (quorum 0) is reviewed afterwards by an approver.
+    reviewed_at = models.DateTimeField(null=True, blank=True)
+    reviewed_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="+",
+    )
 
     class Meta:
         ordering = ["-created_at", "-pk"]
@@ -121,6 +132,15 @@ class ChangeRequest(models.Model):
         ]
         constraints = [
             models.CheckConstraint(condition=Q(quorum__gte=0), name="approvals_quorum_gte_0"),
+            # A settlement leg has at most one open request (the last word in a race).
+            models.UniqueConstraint(
+                fields=["kind", "target_id"],
+                condition=Q(
+                    kind="settlement_leg",
+                    state__in=["pending", "approved", "executing", "outcome_unknown"],
+                ),
+                name="approvals_one_open_leg_request",
+            ),
         ]
 
     def __str__(self) -> str:

@@ -46,6 +46,22 @@ def change_waiting_count(*, staff: Staff) -> int:
     return change_waiting_for(staff=staff).count()
 
 
+def change_to_review(*, staff: Staff) -> QuerySet[ChangeRequest]:
+    """Changes of others that ran at once (no approval) and nobody has reviewed yet."""
+    return (
+        _listed(
+            ChangeRequest.objects.filter(
+                quorum=0,
+                reviewed_at__isnull=True,
+                state__in=(RequestState.DONE, RequestState.FAILED, RequestState.OUTCOME_UNKNOWN),
+                kind__in=approvable_kinds(staff=staff),
+            )
+        )
+        .exclude(requested_by=staff)
+        .order_by("created_at", "pk")
+    )
+
+
 def change_requested_by(*, staff: Staff) -> list[ChangeRequest]:
     return list(_listed(ChangeRequest.objects.filter(requested_by=staff))[:INBOX_LIMIT])
 
@@ -98,6 +114,7 @@ class ChangeActions:
     reconcile: bool
     execute_url_name: str = "approvals:execute"
     already_voted: bool = False
+    review: bool = False
 
 
 def change_actions(*, change: ChangeRequest, staff: Staff, votes: list[Vote]) -> ChangeActions:
@@ -121,4 +138,8 @@ def change_actions(*, change: ChangeRequest, staff: Staff, votes: list[Vote]) ->
         and staff.has_perm(spec.approve_permission),
         execute_url_name=spec.execute_url_name or "approvals:execute",
         already_voted=voted,
+        review=change.quorum == 0
+        and change.reviewed_at is None
+        and change.state in (RequestState.DONE, RequestState.FAILED, RequestState.OUTCOME_UNKNOWN)
+        and may_approve,
     )

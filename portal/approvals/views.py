@@ -12,7 +12,7 @@ from django.utils import timezone
 from django.views.decorators.http import require_GET, require_POST
 
 from portal.approvals import messages, selectors, services
-from portal.approvals.forms import PolicyChangeForm, VoteForm
+from portal.approvals.forms import ApproveSelectedForm, PolicyChangeForm, VoteForm
 from portal.approvals.models import ChangeRequest, StepUpMethod, VoteDecision
 from portal.approvals.policy import policy_rules
 from portal.audit.export import CONTENT_TYPES, export_lines
@@ -52,6 +52,7 @@ def inbox(request: HttpRequest) -> HttpResponse:
                 : selectors.INBOX_LIMIT
             ]
         ],
+        "to_review": list(selectors.change_to_review(staff=staff)[: selectors.INBOX_LIMIT]),
         "mine": selectors.change_requested_by(staff=staff),
         "recent": selectors.change_decided_recently(),
         "now": timezone.now(),
@@ -154,6 +155,43 @@ def vote(request: HttpRequest, pk: int) -> HttpResponse:
 
 @require_POST
 @require_perm(VIEW_PORTAL)
+def approve_selected(request: HttpRequest) -> HttpResponse:
+    """Approve a selection of the requests waiting for me with one step-up code.
+
+    Each request keeps its own vote (recording the one confirmation) and its own
+    exactly-once execution; a refusal of one does not stop the others.
+    """
+    staff = _staff(request)
+    form = ApproveSelectedForm(request.POST)
+    waiting = {c.pk: c for c in selectors.change_waiting_for(staff=staff)}
+    chosen = [waiting[pk] for pk in form.chosen() if pk in waiting] if form.is_valid() else []
+    if not chosen:
+        django_messages.error(request, messages.CHOOSE_REQUESTS)
+        return redirect_to(request, "approvals:inbox")
+    try:
+        method = services.step_up_confirm(
+            staff=staff,
+            session=request.session,
+            code=form.cleaned_data["code"],
+            every_time=any(c.step_up_every_time for c in chosen),
+        )
+    except services.ApprovalError as exc:
+        django_messages.error(request, exc.message)
+        return redirect_to(request, "approvals:inbox")
+    for change in chosen:
+        try:
+            done = services.change_vote(
+                change_id=change.pk, actor=staff, decision=VoteDecision.APPROVE, step_up=method
+            )
+        except services.ApprovalError as exc:
+            django_messages.error(request, f"#{change.pk}: {exc.message}")
+        else:
+            getattr(django_messages, done.level)(request, f"#{change.pk}: {done.message}")
+    return redirect_to(request, "approvals:inbox")
+
+
+@require_POST
+@require_perm(VIEW_PORTAL)
 def withdraw(request: HttpRequest, pk: int) -> HttpResponse:
     staff = _staff(request)
     _change(pk)
@@ -186,6 +224,27 @@ def reconcile(request: HttpRequest, pk: int) -> HttpResponse:
     if change.kind not in selectors.approvable_kinds(staff=staff):
         raise PermissionDenied(messages.NOT_ALLOWED_TO_APPROVE)
     return _after_action(request, pk, lambda: services.change_reconcile(change_id=pk, actor=staff))
+
+
+@require_POST
+@require_perm(VIEW_PORTAL)
+def reviewed(request: HttpRequest, pk: int) -> HttpResponse:
+    """An approver marks a change that ran at once as reviewed (audited)."""
+    staff = _staff(request)
+    _change(pk)
+    if request.POST.get("next") == "inbox":
+        try:
+            outcome = services.change_mark_reviewed(change_id=pk, actor=staff)
+        except services.ApprovalError as exc:
+            if exc.forbidden:
+                raise PermissionDenied(exc.message) from exc
+            django_messages.error(request, exc.message)
+        else:
+            getattr(django_messages, outcome.level)(request, outcome.message)
+        return redirect_to(request, "approvals:inbox")
+    return _after_action(
+        request, pk, lambda: services.change_mark_reviewed(change_id=pk, actor=staff)
+    )
 
 
 @require_GET

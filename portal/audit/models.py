@@ -63,6 +63,7 @@ class AuditAction(models.TextChoices):
     CHANGE_EXECUTION_FAILED = "change_execution_failed", "Change execution failed"
     CHANGE_OUTCOME_UNKNOWN = "change_outcome_unknown", "Change outcome unknown"
     CHANGE_RECONCILED = "change_reconciled", "Change reconciled with Kraken"
+    CHANGE_REVIEWED = "change_reviewed", "Change reviewed afterwards"
     APPROVAL_POLICY_CHANGED = "approval_policy_changed", "Approval policy changed"
     # Audit
     AUDIT_EXPORTED = "audit_exported", "Audit trail exported"

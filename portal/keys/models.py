@@ -108,3 +108,19 @@ class KeyIssueRequest(models.Model):
 
     def __str__(self) -> str:
         return f"issue request for {self.user_id} ({self.key_id or 'no key yet'})"
+
+
+class SyncBaseline(models.Model):
+    """The first full sync of an installation: what Kraken held then is the baseline.
+
+    Users and keys it imports are not "changed outside the portal"; only differences
+    found by later syncs need review. One row (the first full sync) is enough.
+    """
+
+    taken_at = models.DateTimeField()
+    users = models.PositiveIntegerField(default=0)
+    keys = models.PositiveIntegerField(default=0)
+    actor_label = models.CharField(max_length=150, blank=True)
+
+    def __str__(self) -> str:
+        return f"baseline {self.taken_at:%Y-%m-%d %H:%M} ({self.users} users, {self.keys} keys)"

@@ -14,6 +14,7 @@ urlpatterns = [
     path("users/<str:prime_id>/", views.key_list, name="list"),
     path("users/<str:prime_id>/issue/", views.key_issue, name="issue"),
     path("users/<str:prime_id>/resync/", views.user_keys_resync, name="user-resync"),
+    path("approved/<int:pk>/issue/", views.key_issue_approved, name="issue-approved"),
     path("<str:prime_key_id>/", views.key_row, name="row"),
     path("<str:prime_key_id>/allowlist/", views.key_allowlist, name="allowlist"),
     path(

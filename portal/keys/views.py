@@ -6,6 +6,7 @@ permissions every key carries) and the resyncs, which reconcile users and keys.
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from typing import Any
 
@@ -17,16 +18,24 @@ from django.views.decorators.cache import never_cache
 from django.views.decorators.debug import sensitive_post_parameters, sensitive_variables
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
-from portal.keys import selectors, services
+from portal.approvals.models import ChangeKind, ChangeRequest, RequestState
+from portal.keys import approvals, selectors, services
 from portal.keys.allowlist import AllowlistDiff, ParsedAllowlist, diff_allowlist
 from portal.keys.forms import AllowlistForm, IssueForm, LabelForm, RevokeForm, new_issue_token
 from portal.keys.models import ApiKey
 from portal.staff.access import require_perm
 from portal.staff.roles import MANAGE_KEYS, MANAGE_PRIME_USERS, VIEW_PORTAL
 from portal.users import selectors as user_selectors
+from portal.users.approvals import ChangeRefused, Requested, execute_approved
 from portal.users.forms import RoleForm
 from portal.users.models import PrimeUser
-from portal.users.views import user_panel, user_panel_done, user_panel_failed
+from portal.users.views import (
+    user_panel,
+    user_panel_done,
+    user_panel_failed,
+    user_panel_refused,
+    user_panel_sent,
+)
 from portal.web import StaffRequest, no_store, redirect_to, render_htmx, wants_fragment
 
 LIST = "keys/list.html"
@@ -35,6 +44,7 @@ ISSUED = "keys/issued.html"
 KEY_NO_LONGER_ACTIVE = "This key is no longer active."
 ALLOWLIST_UNCHANGED = "That is the allow-list the key already has: nothing to save."
 KEY_ISSUED = "Key {key} issued."
+KEY_NOT_YET = "Not yet: this key can be issued once {reason}."
 KEY_ISSUED_WITHOUT_ALLOWLIST = "Key {key} issued without its allow-list."
 ALLOWLIST_SAVED = "Allow-list of key {key} saved."
 ALLOWLIST_EMPTY_SAVED = "Key {key} has no allow-list: usable from any address."
@@ -46,6 +56,10 @@ KEY_RESYNCED = "Resynced: {differences}"
 USER_KEYS_RESYNCED = "Resynced with Kraken: {count} difference(s) found."
 ROLE_CHANGED = "{name}'s role changed from {old} to {new}."
 SYNCED_NO_DIFFERENCE = "Synced with Kraken: {users} user(s), {keys} key(s), no differences."
+SYNCED_BASELINE = (
+    "First sync: {users} user(s) and {keys} key(s) imported as the baseline; "
+    "later differences will be flagged for review."
+)
 SYNCED = (
     "Synced with Kraken: {count} difference(s) recorded in the audit trail "
     "({users} user(s), {keys} key(s) checked)."
@@ -65,6 +79,7 @@ class KeyRow:
     unknown: bool = False
     notice: str = ""
     confirm_error: str = ""
+    sent: ChangeRequest | None = None  # the change request that waits for an approver
 
     @property
     def new_text(self) -> str:
@@ -144,13 +159,16 @@ def key_issue(request: StaffRequest, prime_id: str) -> HttpResponse:
             request, LIST, "issue-panel", _page_context(user, issue_form=form), status=422
         )
     try:
-        result = services.key_issue(
+        result = approvals.key_request_issue(
             user=user,
             actor=request.user,
             label=form.cleaned_data["label"],
             whitelisted_ips=form.entries,
             issue_token=form.cleaned_data["token"],
         )
+    except ChangeRefused as refused:
+        context = _page_context(user, issue_error=refused.message)
+        return render_htmx(request, LIST, "issue-panel", context)
     except services.KeyAlreadyIssued as already:
         context = {"prime_user": user, "key": already.key, "already_used": True}
         return no_store(render_htmx(request, ISSUED, "issued-panel", context))
@@ -162,6 +180,21 @@ def key_issue(request: StaffRequest, prime_id: str) -> HttpResponse:
             issue_unknown=failure.outcome_unknown,
         )
         return render_htmx(request, LIST, "issue-panel", context)
+    if isinstance(result, Requested):
+        if result.sent_for_approval:
+            messages.info(request, result.message)
+            context = _page_context(user, issue_sent=result.change)
+            return render_htmx(request, LIST, "issue-panel", context)
+        if not isinstance(result.value, services.IssuedKey):
+            context = {"prime_user": user, "already_used": True}
+            return no_store(render_htmx(request, ISSUED, "issued-panel", context))
+        result = result.value
+    return _issued(request, user, result)
+
+
+@sensitive_variables("result", "issued")
+def _issued(request: StaffRequest, user: PrimeUser, result: services.IssuedKey) -> HttpResponse:
+    """The reveal-once page: the secret is in this response's body only (never stored)."""
     # The one message says nothing secret; the secret goes only into this response's body.
     if result.allowlist_error:
         messages.warning(request, KEY_ISSUED_WITHOUT_ALLOWLIST.format(key=result.key.prime_key_id))
@@ -169,6 +202,43 @@ def key_issue(request: StaffRequest, prime_id: str) -> HttpResponse:
         messages.success(request, KEY_ISSUED.format(key=result.key.prime_key_id))
     issued: dict[str, object] = {"prime_user": user, "issued": result, "key": result.key}
     return no_store(render_htmx(request, ISSUED, "issued-panel", issued))
+
+
+@require_http_methods(["GET", "POST"])
+@require_perm(MANAGE_KEYS)
+@never_cache
+@sensitive_variables("done")
+def key_issue_approved(request: StaffRequest, pk: int) -> HttpResponse:
+    """The requester issues an approved Trader key: GET asks to confirm, POST issues it and
+    shows the secret once, in this response only. Nobody else can carry it out."""
+    change = ChangeRequest.objects.filter(
+        pk=pk, kind=ChangeKind.KEY_ISSUE, requested_by=request.user
+    ).first()
+    if change is None:
+        raise Http404("No such approved key issue of yours.")
+    user = _get_user(change.target_id)
+    waiting = ""
+    if change.state == RequestState.APPROVED:
+        waiting = approvals.KeyIssueKind().waits_for(
+            payload=json.loads(change.payload), target_id=change.target_id
+        )
+    context: dict[str, object] = {"prime_user": user, "change": change, "waiting": waiting}
+    if request.method == "GET" or waiting:
+        if waiting and request.method == "POST":
+            context["error"] = KEY_NOT_YET.format(reason=waiting)
+        return no_store(render_htmx(request, ISSUED, "issued-panel", context))
+    try:
+        done = execute_approved(change_id=change.pk, actor=request.user)
+    except services.PrimeActionFailed as failure:
+        context.update(error=failure.message, unknown=failure.outcome_unknown)
+        return no_store(render_htmx(request, ISSUED, "issued-panel", context))
+    except ChangeRefused as refused:
+        context.update(error=refused.message)
+        return no_store(render_htmx(request, ISSUED, "issued-panel", context))
+    if not isinstance(done.value, services.IssuedKey):
+        context.update(already_used=True)
+        return no_store(render_htmx(request, ISSUED, "issued-panel", context))
+    return _issued(request, user, done.value)
 
 
 @require_GET
@@ -201,13 +271,15 @@ def key_allowlist(request: StaffRequest, prime_key_id: str) -> HttpResponse:
     parsed = form.parsed()
     diff = diff_allowlist(key.whitelisted_ips, parsed.entries)
     try:
-        services.key_update_allowlist(
+        done = approvals.key_request_allowlist(
             key=key,
             actor=request.user,
             entries=list(parsed.entries),
             previewed_against=form.base_entries(),
             confirm_anywhere=form.cleaned_data["confirm_anywhere"],
         )
+    except ChangeRefused as refused:
+        return _row_response(request, KeyRow(key, error=refused.message))
     except services.AllowlistChangedSincePreview as stale:
         return _preview(request, key, parsed, diff, notice=stale.message, status=409)
     except services.EmptyAllowlistNotConfirmed as unconfirmed:
@@ -223,6 +295,10 @@ def key_allowlist(request: StaffRequest, prime_key_id: str) -> HttpResponse:
             unknown=failure.outcome_unknown,
         )
         return _row_response(request, row)
+    if done.sent_for_approval:
+        messages.info(request, done.message)
+        return _row_response(request, KeyRow(key, sent=done.change))
+    key = _get_key(prime_key_id)
     if key.whitelisted_ips:
         messages.success(request, ALLOWLIST_SAVED.format(key=key.prime_key_id))
     else:
@@ -299,12 +375,19 @@ def key_revoke(request: StaffRequest, prime_key_id: str) -> HttpResponse:
     if not form.is_valid():
         return _row_response(request, KeyRow(key, mode="revoke", form=form), status=422)
     try:
-        services.key_revoke(key=key, actor=request.user, reason=form.cleaned_data["reason"])
+        done = approvals.key_request_revoke(
+            key=key, actor=request.user, reason=form.cleaned_data["reason"]
+        )
     except services.PrimeActionFailed as failure:
         row = KeyRow(
             key, mode="revoke", form=form, error=failure.message, unknown=failure.outcome_unknown
         )
         return _row_response(request, row)
+    except ChangeRefused as refused:
+        return _row_response(request, KeyRow(key, mode="revoke", form=form, error=refused.message))
+    if done.sent_for_approval:
+        messages.info(request, done.message)
+        return _row_response(request, KeyRow(key, sent=done.change))
     messages.success(request, KEY_REVOKED.format(key=key.prime_key_id))
     return _row_done(request, key)
 
@@ -352,6 +435,8 @@ def user_keys_resync(request: StaffRequest, prime_id: str) -> HttpResponse:
 
 def sync_summary(report: services.SyncReport) -> str:
     """What a sync found, in one line for the person."""
+    if report.baseline and not report.differences:
+        return SYNCED_BASELINE.format(users=report.users_seen, keys=report.keys_seen)
     if not report.differences:
         return SYNCED_NO_DIFFERENCE.format(users=report.users_seen, keys=report.keys_seen)
     return SYNCED.format(
@@ -392,12 +477,14 @@ def user_role(request: StaffRequest, prime_id: str) -> HttpResponse:
         return user_panel(request, user, role_form=form, status=422)
     new_role, old = form.cleaned_data["role"], user.role
     try:
-        services.prime_user_change_role(
+        done = approvals.prime_user_request_role(
             user=user,
             actor=request.user,
             role=new_role,
             expected_role=form.cleaned_data["expected_role"],
         )
+    except ChangeRefused as refused:
+        return user_panel_refused(request, user, refused)
     except services.RoleChangedSincePreview as stale:
         preview = selectors.role_change_preview(user=user, new_role=new_role)
         return user_panel(
@@ -410,6 +497,9 @@ def user_role(request: StaffRequest, prime_id: str) -> HttpResponse:
         )
     except services.PrimeActionFailed as failure:
         return user_panel_failed(request, user, failure)
+    if done.sent_for_approval:
+        return user_panel_sent(request, user, done)
+    user = _get_user(prime_id)
     return user_panel_done(
         request, user, ROLE_CHANGED.format(name=user.name, old=old, new=user.role)
     )

@@ -78,3 +78,14 @@ class RejectForm(forms.Form):
         label="Reason",
         error_messages={"required": messages.REASON_REQUIRED},
     )
+
+
+class ApproveLegsForm(forms.Form):
+    """A selection of leg requests to approve with one authenticator code."""
+
+    change = forms.TypedMultipleChoiceField(coerce=int, choices=(), required=True)
+    code = forms.CharField(required=False, max_length=10)
+
+    def __init__(self, *args: Any, choices: list[int], **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.fields["change"].choices = [(pk, str(pk)) for pk in choices]  # type: ignore[attr-defined]

@@ -6,22 +6,61 @@ filled with ``.format(...)`` by the one service that says them.
 
 from __future__ import annotations
 
-from decimal import Decimal
+from decimal import Decimal, InvalidOperation
+
+# Decimal places shown per asset (its own precision). An asset not listed keeps every
+# significant digit it has; every amount is shown with digit grouping.
+ASSET_PRECISION: dict[str, int] = {
+    "BTC": 8,
+    "XBT": 8,
+    "ETH": 8,  # 18 on chain; 8 are shown
+    "SOL": 8,
+    "LTC": 8,
+    "USD": 2,
+    "EUR": 2,
+    "GBP": 2,
+    "CHF": 2,
+    "CAD": 2,
+    "AUD": 2,
+    "JPY": 0,
+    "USDT": 2,
+    "USDC": 2,
+}
 
 
-def amount_text(amount: Decimal) -> str:
-    """A Decimal without exponent or trailing zeros (45000, 1.5)."""
-    text = format(amount, "f")
+def amount_text(amount: Decimal | int | str, asset: str = "") -> str:
+    """An amount as a person reads it: digit grouping, the asset's own precision.
+
+    ``amount_text(Decimal("45000"), "USD")`` is ``45,000.00``; an asset without a
+    listed precision (or none given) keeps every significant digit: ``1,234.5678``.
+    """
+    try:
+        value = Decimal(amount)
+    except (InvalidOperation, TypeError, ValueError):
+        return str(amount)
+    if not value.is_finite():
+        return str(value)
+    places = ASSET_PRECISION.get(asset.upper()) if asset else None
+    if places is not None:
+        value = value.quantize(Decimal(1).scaleb(-places))
+        return f"{value:,.{places}f}"
+    text = f"{value:,f}"
     if "." in text:
         text = text.rstrip("0").rstrip(".")
-    return text or "0"
+    if text in ("", "-0"):
+        return "0"
+    return text
+
+
+def what_text(direction: str, amount: Decimal | str, asset: str) -> str:
+    """What a leg settles, in words: ``outgoing 45,000.00 USD``."""
+    return f"{direction} {amount_text(amount, asset)} {asset}"
 
 
 # --- refusals before anything is written ----------------------------------------------------
 
 NEED_OPERATOR_TO_CREATE = "You need the Operator role to create a batch."
 NEED_OPERATOR_TO_REQUEST = "You need the Operator role to request settlement."
-NEED_APPROVER = "You need the Approver role to {verb} settlement."
 OWN_INTENT = "You requested this settlement, so you cannot {verb} it; another Approver must."
 REASON_REQUIRED = "Give a reason for the rejection."
 BATCH_FINAL = "This batch is completed; there is nothing left to settle."
@@ -29,40 +68,18 @@ LEG_HAS_OPEN_INTENT = "This leg already has an open request ({state}). Deal with
 LEG_HAS_OPEN_INTENT_RACE = "This leg already has an open request. Deal with that one first."
 LEG_NOT_UNSETTLED = "Kraken shows this leg as {status}; it cannot be requested."
 LEG_CANNOT_SETTLE = "Kraken says this leg cannot be settled now (can_settle is false)."
-NO_LONGER_REJECTABLE = "This request is already {state}; it can no longer be rejected."
 
-# --- what an intent's note says -------------------------------------------------------------
+# --- what a leg request's notes say -------------------------------------------------------------
 
-EXPIRED = "Expired: nobody approved it in time. Request it again if it is still wanted."
-EXPIRED_AUDIT = "Requested at {requested_at}, expired at {expires_at}."
-REJECTED = "Rejected: {reason}"
-VOID = (
-    "Void: the request was for {direction} {amount} {asset}; {found}. "
-    "Request it again if it should still be settled."
-)
+VOID = "Void: the request was for {what}; {found}. Request it again if it should still be settled."
 VOID_LEG_GONE = "Kraken no longer lists this leg"
 VOID_LEG_NOW = "Kraken now shows {direction} {amount} {asset}"
 TRANSFER_STARTED = "Kraken started transfer {transfer_id}."
-TRANSFER_COMPLETED = "Kraken completed transfer {transfer_id}."
-TRANSFER_FAILED = (
-    "Kraken's transfer {transfer_id} failed. Nothing more was sent; the leg can be requested again."
-)
 STALE_SUBMITTING = (
     "The portal stopped while sending this leg to Kraken, so the outcome is unknown. "
     "Nothing will be sent again until Kraken's records are checked."
 )
-SETTLE_UNANSWERED = (
-    "Kraken did not answer the settle call (timeout, dropped connection or "
-    "server error), so it may have gone through. Nothing will be sent again; "
-    "the portal is checking with Kraken."
-)
-LATE_ANSWER = "Kraken's answer arrived after the portal had already checked with Kraken."
 RECONCILED_FOUND = "Kraken has transfer {transfer_id} ({status}) for this leg"
-RECONCILED_SETTLED = "Checked with Kraken: {found}. The settle went through; the leg is settled."
-RECONCILED_FAILED = (
-    "Checked with Kraken: {found}. The settle went through but the "
-    "transfer failed; the leg can be requested again."
-)
 RECONCILED_RUNNING = (
     "Checked with Kraken: {found}. The settle went through; nothing was "
     "sent again. The transfer is running."
@@ -75,6 +92,9 @@ RECONCILED_NOT_SENT = (
     "Checked with Kraken: no transfer was started for this leg (leg {status}). "
     "The settle call did not go through; the leg can be requested again."
 )
+
+WAITS_FOR_CONFIRMATION = "Kraken confirms the batch"
+WAITING_NOTE = "Approved, will be sent when Kraken confirms the batch."
 
 # --- Kraken's refusal of a settle call ------------------------------------------------------
 
@@ -95,14 +115,8 @@ SETTLE_REQUEST_AGAIN = " The leg can be requested again."
 
 # --- results of an action -------------------------------------------------------------------
 
-REQUESTED = "Settle {what}."
-APPROVED = "Approved {what}."
-SENT = "Approved and sent to Kraken: transfer {transfer_id} ({status}) for {amount} {asset}."
-NOTHING_TO_DO = "Nothing to do: this request is already {state}."
-NOT_SENT_AGAIN = "Not sent again: this request is already {state}."
 REQUESTED_FOR_APPROVAL = (
-    "Settlement of {direction} {amount} {asset} requested. "
-    "Another person with the Approver role must approve it."
+    "Settlement of {what} requested. Another person with the Approver role must approve it."
 )
 INTENT_REJECTED = "Request to settle {asset} rejected."
 
@@ -127,3 +141,6 @@ BATCH_CREATED = "Batch {batch_id} created with {trades} trades."
 NEED_OPERATOR_OR_APPROVER = (
     "You need the Operator or Approver role for this. Ask an Admin if you need it."
 )
+NOTHING_TO_REQUEST = "No leg of this batch can be requested now."
+CHOOSE_LEGS = "Choose the requests to approve."
+REQUESTED_ONE = "Requested; another person with the Approver role must approve it."

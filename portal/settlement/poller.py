@@ -1,8 +1,11 @@
 """The one process that talks to Kraken about settlement status (`manage.py prime_poll`).
 
-Each cycle: expire stale intents, send intents approved but left unsent,
-refresh active batches (those with in-flight intents first) within a token-bucket
-request budget, and discover batches made outside the portal now and then (the
+Each cycle: expire overdue change requests (the approvals engine's job, run here
+as the portal's one scheduled process), refresh active batches (those with open
+leg requests first) within a token-bucket request budget, send the approved leg
+requests that no longer wait (a batch Kraken has just confirmed, or a send left
+behind by a stopped process; `change_execute_ready`), reconcile leg requests whose
+outcome is unknown, and discover batches made outside the portal now and then (the
 newest page of ListPrimeSettlementBatches; a batch found there is fetched once more
 with GetPrimeSettlementBatch for its trade ids). A
 rate limit, a 5xx or a transport failure ends the cycle and backs off (capped
@@ -18,13 +21,14 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import TypeVar
 
 from django.db import close_old_connections
 from django.utils import timezone
 
 from portal.actors import SystemActor
+from portal.approvals import services as approvals
 from portal.connection import door
 from portal.settlement import selectors, services
 from portal.settlement.models import Batch
@@ -105,7 +109,7 @@ class CycleReport:
     skipped_for_budget: int = 0
     changes: int = 0
     expired: int = 0
-    sent_left_behind: int = 0
+    sent: int = 0
     reconciled: int = 0
     settled: int = 0
     voided: int = 0
@@ -119,7 +123,7 @@ class CycleReport:
             f"skipped_for_budget={self.skipped_for_budget} changes={self.changes} "
             f"expired={self.expired} reconciled={self.reconciled} settled={self.settled} "
             f"voided={self.voided} discovered={self.discovered} "
-            f"sent_left_behind={self.sent_left_behind} budget_left={budget_left:.1f} "
+            f"sent={self.sent} budget_left={budget_left:.1f} "
             f"next_in={next_in:.1f}s"
         )
         if self.errors:
@@ -163,7 +167,7 @@ class Poller:
     """Refresh settlement status from Kraken within a request budget.
 
     `clock` (monotonic seconds) paces the budget and discovery; `now` (an aware
-    datetime) decides which intents are stale. Tests pass their own of both, so
+    datetime) decides which requests are overdue. Tests pass their own of both, so
     no test waits for a deadline.
     """
 
@@ -173,7 +177,6 @@ class Poller:
         interval: float,
         budget_per_minute: float,
         discover_every: float = 60.0,
-        left_behind_after: float = 60.0,
         clock: Callable[[], float] = time.monotonic,
         now: Callable[[], datetime] = timezone.now,
     ) -> None:
@@ -183,7 +186,6 @@ class Poller:
         self.bucket = TokenBucket(budget_per_minute, clock=clock)
         self.backoff = Backoff(base=max(1.0, interval / 2))
         self.discover_every = discover_every
-        self.left_behind_after = timedelta(seconds=left_behind_after)
         self._clock = clock
         self._now = now
         self._last_discovery: float | None = None
@@ -194,13 +196,13 @@ class Poller:
         self._cycles += 1
         report = CycleReport(number=self._cycles)
         now = self._now()
-        report.expired = services.intents_expire_stale(actor=ACTOR, now=now)
-        report.sent_left_behind = services.intents_send_left_behind(
-            actor=ACTOR, older_than=self.left_behind_after, now=now
-        )
+        report.expired = approvals.change_expire_due(actor=ACTOR, now=now)
         try:
             self._refresh_active(report)
             self._discover(report)
+            # After the refresh: a batch Kraken has just confirmed releases its waiting legs.
+            report.sent = services.legs_send_ready(actor=ACTOR)
+            report.reconciled += services.legs_reconcile_unknown(actor=ACTOR)
         except _Backoff as stop:
             report.errors.append(stop.reason)
             report.backoff = self.backoff.next_delay(at_least=stop.retry_after)
@@ -238,7 +240,6 @@ class Poller:
         summary = services.batch_apply(remote=remote, actor=ACTOR)
         report.refreshed += 1
         report.changes += summary.changes
-        report.reconciled += summary.reconciled
         report.settled += summary.settled
         report.voided += summary.voided
 

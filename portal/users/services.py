@@ -270,6 +270,7 @@ class UsersReconciled:
     listed: dict[str, PrimeUser] = field(default_factory=dict)
     newly_missing: list[PrimeUser] = field(default_factory=list)
     differences: list[str] = field(default_factory=list)
+    changed: list[str] = field(default_factory=list)  # Prime ids of users that differed
 
 
 def prime_users_reconcile(
@@ -278,15 +279,28 @@ def prime_users_reconcile(
     upstream: Mapping[str, prime_models.ApiUser],
     only: PrimeUser | None = None,
     now: datetime,
+    baseline: bool = False,
 ) -> UsersReconciled:
     """Bring the users' mirror in line with `upstream` (from `prime_users_read`), auditing each
-    difference. Run it inside the caller's transaction."""
+    difference. Run it inside the caller's transaction.
+
+    With `baseline` (an installation's first sync), users the portal did not know are
+    imported as they are: not "changed outside the portal", no difference recorded."""
     users = PrimeUser.objects.all() if only is None else PrimeUser.objects.filter(pk=only.pk)
     mirror = {u.prime_id: u for u in users}
     result = UsersReconciled()
     for prime_id, up in upstream.items():
         row = mirror.get(prime_id)
-        if row is None:
+        if row is None and baseline:
+            row = PrimeUser.objects.create(
+                prime_id=prime_id,
+                name=up.name,
+                role=up.role or "",
+                status=up.status,
+                created_at=now,
+                last_synced_at=now,
+            )
+        elif row is None:
             row = PrimeUser.objects.create(
                 prime_id=prime_id,
                 name=up.name,
@@ -309,7 +323,10 @@ def prime_users_reconcile(
                 )
             )
         else:
-            result.differences.extend(_reconcile_user(actor, row, up, now))
+            found = _reconcile_user(actor, row, up, now)
+            if found:
+                result.differences.extend(found)
+                result.changed.append(prime_id)
         result.listed[prime_id] = row
     for prime_id in set(mirror) - set(upstream):
         row = mirror[prime_id]
@@ -319,6 +336,7 @@ def prime_users_reconcile(
         row.mark_missing(now)
         row.save(update_fields=_MISSING_FIELDS)
         result.newly_missing.append(row)
+        result.changed.append(prime_id)
         result.differences.append(
             record_sync_difference(
                 actor=actor,

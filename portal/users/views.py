@@ -16,7 +16,7 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 
 from portal.staff.access import require_perm
 from portal.staff.roles import MANAGE_PRIME_USERS, VIEW_PORTAL
-from portal.users import selectors, services
+from portal.users import approvals, selectors, services
 from portal.users.forms import (
     LabelsForm,
     PrimeUserCreateForm,
@@ -81,7 +81,7 @@ def user_create(request: StaffRequest) -> HttpResponse:
             return render_htmx(request, "users/create.html", "create-form", context, status=422)
         data = form.cleaned_data
         try:
-            user = services.prime_user_create(
+            done = approvals.prime_user_request_create(
                 actor=request.user,
                 name=data["name"],
                 role=data["role"],
@@ -92,6 +92,13 @@ def user_create(request: StaffRequest) -> HttpResponse:
         except services.PrimeActionFailed as failure:
             context.update(error=failure.message, unknown=failure.outcome_unknown)
             return render_htmx(request, "users/create.html", "create-form", context)
+        except approvals.ChangeRefused as refused:
+            context.update(error=refused.message)
+            return render_htmx(request, "users/create.html", "create-form", context)
+        if done.sent_for_approval or not isinstance(done.value, PrimeUser):
+            messages.info(request, done.message)
+            return redirect_to(request, "users:list")
+        user = done.value
         messages.success(request, USER_CREATED.format(name=user.name, role=user.role))
         return redirect_to(request, "users:detail", prime_id=user.prime_id)
     return render_htmx(request, "users/create.html", "create-form", context)
@@ -129,6 +136,23 @@ def user_panel_done(request: HttpRequest, user: PrimeUser, message: str) -> Http
     if wants_fragment(request):
         return user_panel(request, _get_user(user.prime_id))
     return redirect("users:detail", prime_id=user.prime_id)
+
+
+def user_panel_sent(
+    request: HttpRequest, user: PrimeUser, requested: approvals.Requested
+) -> HttpResponse:
+    """A change that waits for an approver: say so, linking to the request."""
+    messages.info(request, requested.message)
+    if wants_fragment(request):
+        return user_panel(request, _get_user(user.prime_id), sent=requested.change)
+    return redirect("users:detail", prime_id=user.prime_id)
+
+
+def user_panel_refused(
+    request: HttpRequest, user: PrimeUser, refused: approvals.ChangeRefused
+) -> HttpResponse:
+    """The engine refused the change (target unreadable or changed): the panel says why."""
+    return user_panel(request, _get_user(user.prime_id), error=refused.message)
 
 
 def user_panel_failed(
@@ -174,11 +198,16 @@ def user_status(request: StaffRequest, prime_id: str) -> HttpResponse:
     if not form.is_valid():
         return user_panel(request, user, status_error=STATUS_CHOICE_MISSING, status=422)
     try:
-        services.prime_user_set_status(
+        done = approvals.prime_user_request_status(
             user=user, actor=request.user, status=form.cleaned_data["status"]
         )
     except services.PrimeActionFailed as failure:
         return user_panel_failed(request, user, failure)
+    except approvals.ChangeRefused as refused:
+        return user_panel_refused(request, user, refused)
+    if done.sent_for_approval:
+        return user_panel_sent(request, user, done)
+    user = _get_user(prime_id)
     verb = "enabled" if user.is_enabled else "disabled"
     return user_panel_done(request, user, USER_STATUS_NOW.format(name=user.name, state=verb))
 

@@ -134,23 +134,24 @@ def _history(batch_id: str, count: int) -> None:
     )
 
 
-def _intents(batch_id: str, count: int, requester) -> None:
+def _requests(batch_id: str, count: int, requester) -> None:
     """`count` finished (rejected) requests on one leg: the history a busy leg collects."""
-    from portal.settlement.models import Leg, SettlementIntent
+    from portal.approvals.models import ChangeRequest
+    from portal.settlement.models import Leg
 
     leg = Leg.objects.filter(batch__prime_batch_id=batch_id).order_by("asset").first()
     now = timezone.now()
-    SettlementIntent.objects.bulk_create(
+    ChangeRequest.objects.bulk_create(
         [
-            SettlementIntent(
-                batch_id=leg.batch_id,
-                leg=leg,
-                asset=leg.asset,
-                amount=leg.amount,
-                direction=leg.direction,
+            ChangeRequest(
+                kind="settlement_leg",
+                target_type="leg",
+                target_id=f"{batch_id}:{leg.asset}",
+                payload="{}",
+                payload_hash="0" * 64,
                 state="rejected",
                 requested_by=requester,
-                requested_at=now - timedelta(minutes=count - n),
+                created_at=now - timedelta(minutes=count - n),
                 expires_at=now + timedelta(days=1),
             )
             for n in range(count)
@@ -170,10 +171,10 @@ def test_a_batch_costs_the_same_with_10_and_10000_history_rows(
     (batch_id,) = _batches(1, rng, operator=operator, approver=approver, active=1)
     url = reverse(url_name, args=[batch_id])
     _history(batch_id, FEW)
-    _intents(batch_id, FEW, operator)
+    _requests(batch_id, FEW, operator)
     few = _queries(viewing, url, **headers)
     _history(batch_id, MANY - FEW)
-    _intents(batch_id, MANY - FEW, operator)
+    _requests(batch_id, MANY - FEW, operator)
     assert _queries(viewing, url, **headers) == few
 
 

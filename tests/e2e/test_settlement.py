@@ -1,5 +1,6 @@
 """Two people, two browsers: an operator creates a batch and requests a leg, an approver
-approves it, and both watch the leg reach settled without reloading."""
+approves it (with an authenticator code), and both watch the leg reach settled without
+reloading."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ from playwright.sync_api import expect
 from portal.settlement.models import Batch
 from tests.e2e.conftest import sign_in
 from tests.settlement.conftest import TRADES
+from tests.staff.otp import confirmed_device, totp_code
 
 pytestmark = pytest.mark.django_db(transaction=True)
 WAIT = 20_000  # ms: the page polls every 3 s, the poller below every 0.5 s
@@ -75,32 +77,40 @@ def test_operator_and_approver_watch_a_leg_settle_without_reloading(
     expect(op.locator("[data-confirmed]")).to_have_text("Confirmed by Kraken", timeout=WAIT)
 
     # The approver opens the same batch before anything is requested.
+    device = confirmed_device(approver)
     ap = new_page()
-    sign_in(ap, live_server, approver)
+    sign_in(ap, live_server, approver, device=device)
     ap.goto(f"{live_server.url}/settlement/{batch.prime_batch_id}/")
     ap.evaluate("window.__sameDocument = true")
-    expect(_row(ap, "BTC")).to_have_attribute("data-intent-state", "")
+    expect(_row(ap, "BTC")).to_have_attribute("data-request-state", "")
 
-    # The operator requests the BTC leg.
-    _row(op, "BTC").get_by_role("button", name="Request settlement").click()
-    expect(_row(op, "BTC")).to_have_attribute("data-intent-state", "requested")
-    expect(op.locator("#messages")).to_contain_text("requested")
-    expect(_row(op, "BTC").get_by_role("button", name="Approve")).to_have_count(0)
+    # The operator requests the BTC leg; the words sit beside the leg until the next poll.
+    with op.expect_response(lambda r: "/legs/BTC/request/" in r.url) as answer:
+        _row(op, "BTC").get_by_role("button", name="Request settlement").click()
+    assert "data-action-message" in answer.value.text()
+    assert "requested" in answer.value.text()
+    expect(_row(op, "BTC")).to_have_attribute("data-request-state", "pending")
+    # The next poll renders the live state: the words do not stay after the moment.
+    expect(_row(op, "BTC").locator("[data-action-message]")).to_have_count(0, timeout=WAIT)
+    expect(_row(op, "BTC").get_by_label("Approve incoming 1.50000000 BTC")).to_have_count(0)
 
-    # The approver's page shows the request by polling, and the approver approves it.
-    approve = _row(ap, "BTC").get_by_role("button", name="Approve incoming 1.5 BTC")
-    expect(approve).to_be_visible(timeout=WAIT)
-    approve.click()
-    expect(_row(ap, "BTC")).to_have_attribute("data-intent-state", "submitted")
+    # The approver's page shows the request by polling; the approver ticks it and
+    # confirms with the next authenticator code (the sign-in used this one).
+    choice = _row(ap, "BTC").get_by_label("Approve incoming 1.50000000 BTC")
+    expect(choice).to_be_visible(timeout=WAIT)
+    choice.check()
+    ap.fill("#approve-code", totp_code(device, steps_ahead=1))
+    ap.get_by_role("button", name="Approve selected").click()
+    expect(_row(ap, "BTC")).to_have_attribute("data-request-state", "done")
     expect(_row(ap, "BTC")).to_contain_text(f"Approved by {approver.username}")
-    expect(_row(op, "BTC")).to_have_attribute("data-intent-state", "submitted", timeout=WAIT)
+    expect(_row(op, "BTC")).to_have_attribute("data-request-state", "done", timeout=WAIT)
     expect(_row(op, "BTC")).to_have_attribute("data-leg-status", "settling")
 
     # Kraken completes the transfer; both people see the leg settle without reloading.
     control.complete_pending_transfers()
     for page in (op, ap):
         expect(_row(page, "BTC")).to_have_attribute("data-leg-status", "settled", timeout=WAIT)
-        expect(_row(page, "BTC")).to_have_attribute("data-intent-state", "settled")
+        expect(_row(page, "BTC")).to_have_attribute("data-request-state", "done")
         expect(_row(page, "BTC")).to_contain_text("completed")
         assert page.evaluate("window.__sameDocument") is True  # never reloaded
     assert len(control.calls("SettlePrimeSettlementBatchAsset")) == 1

@@ -31,7 +31,24 @@ def _fresh_prime_clients():
     door.forget_clients()
 
 
-def test_issue_read_once_allowlist_role_and_revoke(new_page, live_server, operator, prime_settings):
+def _approve_pending(approver) -> None:
+    """An Approver approves the one pending change request (issue 11: escalation and enabling
+    wait for an approver; the two-browser approval is in test_approvals_users_keys.py)."""
+    from portal.approvals import services
+    from portal.approvals.models import ChangeRequest, StepUpMethod, VoteDecision
+
+    change = ChangeRequest.objects.get(state="pending")
+    services.change_vote(
+        change_id=change.pk,
+        actor=approver,
+        decision=VoteDecision.APPROVE,
+        step_up=StepUpMethod.TOTP,
+    )
+
+
+def test_issue_read_once_allowlist_role_and_revoke(
+    new_page, live_server, operator, approver, prime_settings
+):
     admin = prime_settings  # the sandbox
     from primeapi import PrimeClient
 
@@ -126,8 +143,13 @@ def test_issue_read_once_allowlist_role_and_revoke(new_page, live_server, operat
     assert kraken.get_api_user(user.prime_id).role == "Viewer"  # not yet sent
     page.evaluate("window.__sameDocument = true")
     region.locator("text=Send the role change to Kraken").click()
-    expect(page.locator("#user-panel td.role-cell")).to_have_text("Trader")
+    # Viewer -> Trader waits for an approver (issue 11); the panel says so in place.
+    expect(page.locator("#user-panel .sent-for-approval")).to_contain_text("Sent for approval")
     assert page.evaluate("window.__sameDocument") is True  # the panel updated in place
+    assert kraken.get_api_user(user.prime_id).role == "Viewer"
+    _approve_pending(approver)
+    page.reload()
+    expect(page.locator("#user-panel td.role-cell")).to_have_text("Trader")
     assert kraken.get_api_user(user.prime_id).role == "Trader"
 
     # Revoke, typing the public key.
@@ -162,10 +184,14 @@ def test_issue_read_once_allowlist_role_and_revoke(new_page, live_server, operat
         (AuditAction.PRIME_USER_ROLE_CHANGED, Outcome.SUCCEEDED),
         (AuditAction.KEY_REVOKED, Outcome.SUCCEEDED),
     ]
+    by_operator = [s[0] for s in steps if s[0] != AuditAction.PRIME_USER_ROLE_CHANGED]
     assert all(
         e.actor_label == operator.username
-        for e in AuditEvent.objects.filter(action__in=[s[0] for s in steps])
+        for e in AuditEvent.objects.filter(action__in=by_operator)
     )
+    # The approved escalation was executed by the approver's vote.
+    role_event = AuditEvent.objects.get(action=AuditAction.PRIME_USER_ROLE_CHANGED)
+    assert role_event.actor_label == approver.username
     page.goto(f"{live_server.url}/prime-users/{user.prime_id}/")
     page.click("text=Audit history of this user")
     expect(page.locator("main")).to_contain_text("role changed")
@@ -174,7 +200,7 @@ def test_issue_read_once_allowlist_role_and_revoke(new_page, live_server, operat
 
 
 def test_rename_disable_enable_label_and_filter_in_place(
-    new_page, live_server, operator, prime_settings
+    new_page, live_server, operator, approver, prime_settings
 ):
     from portal.users.services import prime_user_create
     from primeapi import PrimeClient
@@ -195,6 +221,12 @@ def test_rename_disable_enable_label_and_filter_in_place(
     expect(page.locator("#user-panel td.status-cell")).to_have_text("Disabled")
     assert kraken.get_api_user(user.prime_id).status == "Disabled"
     page.click("#status-action >> text=Enable")
+    # Enabling waits for an approver (issue 11).
+    expect(page.locator("#user-panel .sent-for-approval")).to_contain_text("Sent for approval")
+    assert kraken.get_api_user(user.prime_id).status == "Disabled"
+    _approve_pending(approver)
+    page.reload()
+    page.evaluate("window.__sameDocument = true")
     expect(page.locator("#user-panel td.status-cell")).to_have_text("Enabled")
     page.fill("#labels-action input[name=owner_label]", "Ann Smith")
     page.fill("#labels-action textarea[name=notes]", "Quotes EURUSD overnight")

@@ -65,6 +65,11 @@ def test_failures_are_shown_where_they_happened(
     assert kraken.list_api_user_keys(user.prime_id)[0].whitelisted_ips == ()
 
     # A role change that times out after Kraken executed it: outcome unknown, then resync.
+    # (Escalation needs an approver by default since issue 11; this installation's policy
+    # lets it run at once, so the Operator's own panel shows the unknown outcome.)
+    from portal.approvals.models import ApprovalPolicy, ChangeKind
+
+    ApprovalPolicy.objects.create(kind=ChangeKind.ROLE_ESCALATE, needs_approval=False, approvers=1)
     settings.PRIME_TIMEOUT_SECONDS = 1
     control.inject_fault("timeout_after_execute", "UpdatePrimeApiUserRoles", seconds=2)
     page.goto(f"{live_server.url}/prime-users/{user.prime_id}/")

@@ -1,6 +1,7 @@
 from tests.users.conftest import (  # noqa: F401 - shared fixtures
     _fresh_prime_clients,
     admin_client,
+    approve,
     control,
     make_prime_user,
     op_client,

@@ -76,7 +76,7 @@ def _cache_text() -> str:
 
 
 def test_issued_secrets_are_nowhere_but_in_their_one_response(
-    op_client, make_prime_user, control, caplog
+    op_client, make_prime_user, control, caplog, approve
 ):
     caplog.set_level(logging.DEBUG)  # every logger
     for name in list(logging.root.manager.loggerDict):
@@ -91,6 +91,13 @@ def test_issued_secrets_are_nowhere_but_in_their_one_response(
             data.update(fields)
             url = reverse("keys:issue", args=[user.prime_id])
             response = op_client.post(url, data, headers=headers or {})
+            if user.role == "Trader":
+                # A Trader's key waits for an approver; then the requester issues it (issue 11).
+                assert "Sent for approval" in response.content.decode()
+                change = approve().change
+                url = reverse("keys:issue-approved", args=[change.pk])
+                assert SECRET.search(op_client.get(url).content.decode()) is None
+                response = op_client.post(url, headers=headers or {})
             body = response.content.decode()
             found = SECRET.search(body)
             assert found, body[:500]

@@ -24,6 +24,7 @@ def sync_events():
 
 
 def test_sync_adds_users_and_keys_created_outside_the_portal(operator, admin_client):
+    services.prime_sync(actor=operator)  # the installation's first sync: the baseline
     outside = admin_client.create_api_user("Made at Kraken", "Trader")
     key = admin_client.create_api_user_key(outside.id)
     report = services.prime_sync(actor=operator)
@@ -141,6 +142,7 @@ def test_the_users_page_shows_changed_outside_the_portal(op_client, prime_user, 
 
 
 def test_the_command_syncs_with_a_progress_bar(prime, admin_client):
+    services.prime_sync(actor=SystemActor.SYNC)  # the installation's first sync: the baseline
     for n in range(3):
         admin_client.create_api_user(f"Bot {n}", "Viewer")
     out, err = io.StringIO(), io.StringIO()
@@ -158,3 +160,54 @@ def test_the_command_fails_loudly_when_kraken_refuses(prime, control):
     control.inject_fault("rate_limit", "ListPrimeApiUsers")
     with pytest.raises(CommandError, match="rate-limiting"):
         call_command("prime_sync", stdout=io.StringIO(), stderr=io.StringIO())
+
+
+def test_the_first_sync_is_the_baseline_and_only_later_differences_need_review(
+    operator, admin_client, op_client
+):
+    """A new installation's first sync imports what Kraken holds without flagging it."""
+    existing = admin_client.create_api_user("Desk bot", "Trader")
+    key = admin_client.create_api_user_key(existing.id)
+    report = services.prime_sync(actor=operator)
+    assert report.baseline and report.differences == []
+    user = PrimeUser.objects.get(prime_id=existing.id)
+    assert user.changed_outside_at is None and user.changed_outside == []
+    assert ApiKey.objects.get(prime_key_id=key.id).changed_outside_at is None
+    assert sync_events() == []
+    page = op_client.get(reverse("users:list")).content.decode()
+    assert "Desk bot" in page and "changed outside the portal" not in page
+
+    # Later differences do need review.
+    later = admin_client.create_api_user("Made later", "Viewer")
+    admin_client.update_api_user(existing.id, name="Desk bot renamed")
+    report = services.prime_sync(actor=operator)
+    assert not report.baseline and len(report.differences) == 2
+    assert PrimeUser.objects.get(prime_id=later.id).changed_outside_at is not None
+    assert PrimeUser.objects.get(prime_id=existing.id).changed_outside_at is not None
+    page = op_client.get(reverse("users:list")).content.decode()
+    assert "changed outside the portal" in page
+
+
+def test_a_sync_of_one_user_is_never_the_baseline(operator, prime_user, admin_client):
+    admin_client.create_api_user_key(prime_user.prime_id)
+    report = services.prime_sync(actor=operator, user=prime_user)
+    assert not report.baseline and len(report.differences) == 1
+
+
+def test_the_command_says_the_first_sync_is_the_baseline(prime, admin_client):
+    admin_client.create_api_user("Bot", "Viewer")
+    out = io.StringIO()
+    call_command("prime_sync", "--quiet-progress", stdout=out, stderr=io.StringIO())
+    assert "imported as the baseline" in out.getvalue()
+    assert "0 difference(s)" in out.getvalue()
+
+
+def test_after_a_failed_first_sync_the_next_one_is_still_the_baseline(
+    operator, admin_client, control
+):
+    admin_client.create_api_user("Desk bot", "Viewer")
+    control.inject_fault("rate_limit", "ListPrimeApiUsers")
+    with pytest.raises(services.PrimeActionFailed):
+        services.prime_sync(actor=operator)
+    assert services.prime_sync(actor=operator).baseline
+    assert PrimeUser.objects.get().changed_outside_at is None

@@ -249,7 +249,9 @@ def test_bad_allow_lists_are_refused_naming_each_problem(
     assert write_log.writes() == []
 
 
-def test_saving_an_empty_list_needs_the_anywhere_confirmation(op_client, prime_user, operator):
+def test_saving_an_empty_list_needs_the_anywhere_confirmation(
+    op_client, prime_user, operator, approve
+):
     key = key_issue(user=prime_user, actor=operator, whitelisted_ips=["192.0.2.1"]).key
     preview = op_client.post(
         reverse("keys:allowlist-preview", args=[key.prime_key_id]), {"entries": ""}, headers=HX
@@ -267,9 +269,15 @@ def test_saving_an_empty_list_needs_the_anywhere_confirmation(op_client, prime_u
         url, {"entries": "", "base": "192.0.2.1", "confirm_anywhere": "on"}, headers=HX
     )
     assert done.status_code == 200
+    # Emptying the list widens it to anywhere: it waits for an approver (issue 11).
+    assert "Sent for approval" in done.content.decode()
+    key.refresh_from_db()
+    assert key.whitelisted_ips == ["192.0.2.1"]
+    approve()
     key.refresh_from_db()
     assert key.whitelisted_ips == []
-    assert "anywhere" in done.content.decode()
+    row = op_client.get(reverse("keys:row", args=[key.prime_key_id]), headers=HX)
+    assert "anywhere" in row.content.decode()
 
 
 def test_saving_over_a_changed_allow_list_previews_again(op_client, key, write_log):

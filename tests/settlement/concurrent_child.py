@@ -24,6 +24,8 @@ def run_calls(env, action, object_id, actor_ids, ready, go, results) -> None:
     from django.contrib.auth import get_user_model
     from django.db import connection
 
+    from portal.approvals import services as approvals
+    from portal.approvals.models import StepUpMethod
     from portal.settlement import services
     from portal.settlement.models import Leg
 
@@ -38,11 +40,18 @@ def run_calls(env, action, object_id, actor_ids, ready, go, results) -> None:
         go.wait(30)
         try:
             if action == "approve":
-                result = services.intent_approve(intent_id=object_id, actor=actor)
+                (result,) = services.legs_approve(
+                    change_ids=[object_id], actor=actor, step_up=StepUpMethod.TOTP
+                )
                 results.put(("process", os.getpid(), result.level, result.message))
+            elif action == "reconcile":
+                done = approvals.change_reconcile(change_id=object_id, actor=actor)
+                results.put(("process", os.getpid(), done.level, done.message))
             else:
-                intent = services.intent_request(leg=leg, actor=actor)
-                results.put(("process", os.getpid(), "success", f"intent {intent.pk}"))
+                change = services.leg_request(leg=leg, actor=actor).change
+                results.put(("process", os.getpid(), "success", f"request {change.pk}"))
+        except approvals.ApprovalError as exc:
+            results.put(("process", os.getpid(), "refused", exc.message))
         except services.SettlementError as exc:
             results.put(("process", os.getpid(), "refused", str(exc)))
         except Exception as exc:  # reported to the test, which fails on it

@@ -10,8 +10,9 @@ import pytest
 from django.utils import timezone
 
 from portal.actors import SystemActor
+from portal.approvals.models import ChangeKind, ChangeRequest, RequestState, StepUpMethod
 from portal.settlement import services
-from portal.settlement.models import Batch, IntentState, Leg, SettlementIntent
+from portal.settlement.models import Batch, Leg, leg_audit_id
 
 # Buy 1.5 BTC at 30000 USD and sell 10 ETH at 2000 USD:
 # BTC +1.5 (incoming), ETH -10 (outgoing), USD -45000 + 20000 = -25000 (outgoing).
@@ -57,22 +58,43 @@ def mirror_batch(
     return batch
 
 
-def open_intent(leg: Leg, requester, *, state=IntentState.REQUESTED, **extra) -> SettlementIntent:
-    """An intent written straight to the database (for tests that need a given state)."""
+def open_request(
+    leg: Leg, requester, *, state: str = RequestState.PENDING, **extra
+) -> ChangeRequest:
+    """A leg request written straight to the database (for tests that need a given state)."""
+    from portal.approvals.services import canonical_payload, payload_hash
+    from portal.settlement.approvals import SettlementLegKind, leg_payload
+
     now = timezone.now()
+    text = canonical_payload(leg_payload(leg))
     fields = {
-        "batch": leg.batch,
-        "leg": leg,
-        "asset": leg.asset,
-        "amount": leg.amount,
-        "direction": leg.direction,
-        "state": state,
+        "kind": ChangeKind.SETTLEMENT_LEG,
+        "target_type": "leg",
+        "target_id": leg_audit_id(leg.batch.prime_batch_id, leg.asset),
+        "payload": text,
+        "payload_hash": payload_hash(text),
+        "target_fingerprint": SettlementLegKind().fingerprint(
+            target_id=leg_audit_id(leg.batch.prime_batch_id, leg.asset)
+        ),
         "requested_by": requester,
-        "requested_at": now,
+        "state": state,
+        "quorum": 1,
+        "created_at": now,
         "expires_at": now + timedelta(hours=1),
     }
     fields.update(extra)
-    return SettlementIntent.objects.create(**fields)
+    return ChangeRequest.objects.create(**fields)
+
+
+def approve(change_ids, approver):
+    """An Approver approves leg requests (the step-up is the view's; tests of it are there)."""
+    return services.legs_approve(
+        change_ids=list(change_ids), actor=approver, step_up=StepUpMethod.TOTP
+    )
+
+
+def request_leg(leg: Leg, operator) -> ChangeRequest:
+    return services.leg_request(leg=leg, actor=operator).change
 
 
 @pytest.fixture

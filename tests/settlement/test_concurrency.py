@@ -8,9 +8,12 @@ import threading
 import pytest
 
 from portal.actors import SystemActor
+from portal.approvals import messages as approvals_messages
+from portal.approvals import services as approvals
+from portal.approvals.models import ChangeRequest, RequestState, StepUpMethod
 from portal.audit.models import AuditAction, AuditEvent
 from portal.settlement import services
-from portal.settlement.models import IntentState, Leg, SettlementIntent
+from portal.settlement.models import Leg
 from tests.conftest import make_staff
 from tests.settlement import concurrent_child
 from tests.settlement.conftest import child_environment, settle_calls
@@ -64,11 +67,18 @@ def _race(
         go.wait(30)
         try:
             if action == "approve":
-                result = services.intent_approve(intent_id=object_id, actor=actor)
+                (result,) = services.legs_approve(
+                    change_ids=[object_id], actor=actor, step_up=StepUpMethod.TOTP
+                )
                 outcome = ("thread", threading.get_ident(), result.level, result.message)
+            elif action == "reconcile":
+                done = approvals.change_reconcile(change_id=object_id, actor=actor)
+                outcome = ("thread", threading.get_ident(), done.level, done.message)
             else:
-                intent = services.intent_request(leg=leg, actor=actor)
-                outcome = ("thread", threading.get_ident(), "success", f"intent {intent.pk}")
+                change = services.leg_request(leg=leg, actor=actor).change
+                outcome = ("thread", threading.get_ident(), "success", f"request {change.pk}")
+        except approvals.ApprovalError as exc:
+            outcome = ("thread", threading.get_ident(), "refused", exc.message)
         except services.SettlementError as exc:
             outcome = ("thread", threading.get_ident(), "refused", str(exc))
         except Exception as exc:
@@ -121,61 +131,64 @@ def test_concurrent_approvals_from_threads_and_processes_while_polling_settle_on
 ):
     third = make_staff("cory.approver", "Approver")
     leg = Leg.objects.select_related("batch").get(batch=kraken_batch, asset="BTC")
-    intent = services.intent_request(leg=leg, actor=operator)
+    change = services.leg_request(leg=leg, actor=operator).change
 
     outcomes = _race(
         prime_settings,
         "approve",
-        intent.pk,
+        change.pk,
         [approver, second_approver, third],
         refresh_batch=kraken_batch.prime_batch_id,
     )
 
     sent = [o for o in outcomes if o[2] == "success"]
     assert len(sent) == 1, outcomes
-    assert "sent to Kraken" in sent[0][3]
-    assert {o[2] for o in outcomes} == {"success", "info"}
+    assert sent[0][3] == approvals_messages.APPROVED_AND_DONE
+    # Every other vote found the request no longer pending (or its voter had voted).
+    assert {o[2] for o in outcomes} == {"success", "error"}
     assert {o[0] for o in outcomes} == {"thread", "process"}
     assert len(settle_calls(prime_settings, executed=None)) == 1
-    intent.refresh_from_db()
-    assert intent.state == IntentState.SUBMITTED
-    assert AuditEvent.objects.filter(action=AuditAction.LEG_APPROVED).count() == 1
+    change.refresh_from_db()
+    assert change.state == RequestState.DONE
+    assert AuditEvent.objects.filter(action=AuditAction.CHANGE_VOTE_APPROVED).count() == 1
+    assert AuditEvent.objects.filter(action=AuditAction.CHANGE_EXECUTED).count() == 1
     assert AuditEvent.objects.filter(action=AuditAction.LEG_SUBMITTED).count() == 1
 
 
-def test_concurrent_requests_of_one_leg_make_exactly_one_intent(
+def test_concurrent_requests_of_one_leg_make_exactly_one_request(
     kraken_batch, operator, prime_settings
 ):
     other = make_staff("olive.operator", "Operator")
-    leg = Leg.objects.get(batch=kraken_batch, asset="ETH")
+    leg = Leg.objects.select_related("batch").get(batch=kraken_batch, asset="ETH")
 
     outcomes = _race(prime_settings, "request", leg.pk, [operator, other])
 
     assert len([o for o in outcomes if o[2] == "success"]) == 1, outcomes
     assert {o[2] for o in outcomes} == {"success", "refused"}
-    assert SettlementIntent.objects.filter(leg=leg).count() == 1
-    assert (
-        AuditEvent.objects.filter(action=AuditAction.LEG_REQUESTED, outcome="succeeded").count()
-        == 1
-    )
+    assert ChangeRequest.objects.filter(target_id=leg.audit_id).count() == 1
+    assert AuditEvent.objects.filter(action=AuditAction.CHANGE_REQUESTED).count() == 1
 
 
-def test_a_second_approval_after_an_unknown_outcome_never_resends(
+def test_concurrent_reconciliations_after_an_unknown_outcome_never_resend(
     kraken_batch, operator, approver, second_approver, prime_settings, settings
 ):
     settings.SETTLEMENT_RECONCILE_GRACE_SECONDS = 3600
     prime_settings.control.inject_fault("drop_after_execute", services.SETTLE)
     prime_settings.control.inject_fault("http_500", services.GET_BATCH, count=20)
     leg = Leg.objects.select_related("batch").get(batch=kraken_batch, asset="USD")
-    intent = services.intent_request(leg=leg, actor=operator)
-    first = services.intent_approve(intent_id=intent.pk, actor=approver)
-    assert first.intent.state == IntentState.OUTCOME_UNKNOWN
+    change = services.leg_request(leg=leg, actor=operator).change
+    (_first,) = services.legs_approve(
+        change_ids=[change.pk], actor=approver, step_up=StepUpMethod.TOTP
+    )
+    change.refresh_from_db()
+    assert change.state == RequestState.OUTCOME_UNKNOWN
     prime_settings.control.clear_faults()
 
-    outcomes = _race(prime_settings, "approve", intent.pk, [approver, second_approver])
+    approvals_again = _race(prime_settings, "approve", change.pk, [approver, second_approver])
+    assert {o[2] for o in approvals_again} == {"error"}, approvals_again
+    outcomes = _race(prime_settings, "reconcile", change.pk, [approver, second_approver])
 
-    assert {o[2] for o in outcomes} == {"info"}, outcomes
+    assert len([o for o in outcomes if o[2] == "success"]) == 1, outcomes
     assert len(settle_calls(prime_settings, executed=None)) == 1
-    services.batch_refresh(prime_batch_id=kraken_batch.prime_batch_id, actor=SystemActor.POLLER)
-    intent.refresh_from_db()
-    assert intent.state == IntentState.SUBMITTED
+    change.refresh_from_db()
+    assert change.state == RequestState.DONE

@@ -1,4 +1,4 @@
-"""`manage.py prime_poll`: budget, backoff, status changes, expiry, reconciliation, signals."""
+"""`manage.py prime_poll`: budget, backoff, status changes, expiry, sends, reconciliation, signals."""
 
 from __future__ import annotations
 
@@ -16,12 +16,20 @@ import pytest
 from django.core.management import call_command
 from django.utils import timezone
 
+from portal.approvals.models import RequestState
 from portal.audit.models import AuditAction, AuditEvent
-from portal.settlement import messages, services
-from portal.settlement.models import Batch, IntentState, Leg
+from portal.settlement import services
+from portal.settlement.models import Batch, Leg
 from portal.settlement.poller import Backoff, Poller, TokenBucket
 from primeapi import PrimeClient
-from tests.settlement.conftest import TRADES, child_environment, mirror_batch, open_intent
+from tests.settlement.conftest import (
+    TRADES,
+    approve,
+    child_environment,
+    mirror_batch,
+    open_request,
+    request_leg,
+)
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -85,18 +93,18 @@ def test_a_cycle_follows_a_transfer_to_settled_and_audits_it_as_the_poller(
     kraken_batch, operator, approver, prime_settings
 ):
     leg = Leg.objects.select_related("batch").get(batch=kraken_batch, asset="BTC")
-    intent = services.intent_request(leg=leg, actor=operator)
-    services.intent_approve(intent_id=intent.pk, actor=approver)
+    change = request_leg(leg, operator)
+    approve([change.pk], approver)
     prime_settings.control.complete_pending_transfers()
     poller = Poller(interval=5, budget_per_minute=30)
     report = poller.run_cycle()
     assert report.refreshed == 1 and report.settled == 1 and not report.errors
-    intent.refresh_from_db()
-    assert intent.state == IntentState.SETTLED
+    leg.refresh_from_db()
+    assert leg.status == "settled"
     changed = AuditEvent.objects.filter(
         action=AuditAction.LEG_STATUS_CHANGED, actor_label="system:prime_poll"
     )
-    assert changed.filter(target_id=intent.audit_id).exists()
+    assert changed.filter(target_id=leg.audit_id).exists()
     assert "prime_poll cycle=1" in report.line(1.0, 5.0)
 
 
@@ -105,18 +113,17 @@ def test_a_cycle_expires_requests_past_their_deadline_on_its_own_clock(
     operator, approver, prime_settings
 ):
     leg = Leg.objects.get(batch=mirror_batch(), asset="BTC")
-    intent = services.intent_request(leg=leg, actor=operator)
+    change = request_leg(Leg.objects.select_related("batch").get(pk=leg.pk), operator)
     wall = FakeWallClock(timezone.now())
     poller = Poller(interval=5, budget_per_minute=30, now=wall)
     assert poller.run_cycle().expired == 0  # still within its deadline
-    intent.refresh_from_db()
-    assert intent.state == IntentState.REQUESTED
-    wall.advance(intent.expires_at - wall.now + timedelta(seconds=1))
+    change.refresh_from_db()
+    assert change.state == RequestState.PENDING
+    wall.advance(change.expires_at - wall.now + timedelta(seconds=1))
     assert poller.run_cycle().expired == 1
-    intent.refresh_from_db()
-    assert intent.state == IntentState.EXPIRED
-    assert intent.note == messages.EXPIRED
-    expired = AuditEvent.objects.get(action=AuditAction.LEG_EXPIRED)
+    change.refresh_from_db()
+    assert change.state == RequestState.EXPIRED
+    expired = AuditEvent.objects.get(action=AuditAction.CHANGE_EXPIRED)
     assert expired.actor_label == "system:prime_poll"
 
 
@@ -164,16 +171,16 @@ def test_server_errors_and_dropped_connections_back_off_exponentially(kraken_bat
 @pytest.mark.django_db
 def test_a_cycle_expires_stale_requests(operator, prime_settings):
     batch = mirror_batch()
-    intent = open_intent(
-        Leg.objects.get(batch=batch, asset="BTC"),
+    change = open_request(
+        Leg.objects.select_related("batch").get(batch=batch, asset="BTC"),
         operator,
         expires_at=timezone.now() - timedelta(seconds=1),
     )
     report = Poller(interval=5, budget_per_minute=30).run_cycle()
     assert report.expired == 1
-    intent.refresh_from_db()
-    assert intent.state == IntentState.EXPIRED
-    event = AuditEvent.objects.get(action=AuditAction.LEG_EXPIRED)
+    change.refresh_from_db()
+    assert change.state == RequestState.EXPIRED
+    event = AuditEvent.objects.get(action=AuditAction.CHANGE_EXPIRED)
     assert event.actor_label == "system:prime_poll"
 
 
@@ -181,38 +188,36 @@ def test_a_cycle_expires_stale_requests(operator, prime_settings):
 def test_a_cycle_reconciles_an_unknown_outcome(kraken_batch, operator, approver, prime_settings):
     client = PrimeClient(prime_settings.url, prime_settings.admin_key, prime_settings.admin_secret)
     transfer = client.settle_settlement_batch_asset(kraken_batch.prime_batch_id, "ETH").transfer
-    intent = open_intent(
-        Leg.objects.get(batch=kraken_batch, asset="ETH"),
+    change = open_request(
+        Leg.objects.select_related("batch").get(batch=kraken_batch, asset="ETH"),
         operator,
-        state=IntentState.OUTCOME_UNKNOWN,
-        approved_by=approver,
-        approved_at=timezone.now(),
-        submitting_at=timezone.now(),
+        state=RequestState.OUTCOME_UNKNOWN,
+        decided_at=timezone.now(),
+        executed_at=timezone.now(),
     )
     report = Poller(interval=5, budget_per_minute=30).run_cycle()
     assert report.reconciled == 1
-    intent.refresh_from_db()
-    assert intent.state == IntentState.SUBMITTED and intent.transfer_id == transfer.id
-    event = AuditEvent.objects.get(action=AuditAction.LEG_RECONCILED)
+    change.refresh_from_db()
+    assert change.state == RequestState.DONE and change.result["transfer_id"] == transfer.id
+    event = AuditEvent.objects.get(action=AuditAction.CHANGE_RECONCILED)
     assert event.actor_label == "system:prime_poll"
-    assert f"transfer {transfer.id}" in event.message
+    assert f"transfer {transfer.id}" in event.prime_response["note"]
 
 
 @pytest.mark.django_db
 def test_a_cycle_sends_an_approval_its_approver_left_unsent(
     kraken_batch, operator, approver, prime_settings
 ):
-    intent = open_intent(
-        Leg.objects.get(batch=kraken_batch, asset="BTC"),
+    change = open_request(
+        Leg.objects.select_related("batch").get(batch=kraken_batch, asset="BTC"),
         operator,
-        state=IntentState.APPROVED,
-        approved_by=approver,
-        approved_at=timezone.now() - timedelta(minutes=5),
+        state=RequestState.APPROVED,
+        decided_at=timezone.now() - timedelta(minutes=5),
     )
     report = Poller(interval=5, budget_per_minute=30).run_cycle()
-    assert report.sent_left_behind == 1
-    intent.refresh_from_db()
-    assert intent.state == IntentState.SUBMITTED
+    assert report.sent == 1
+    change.refresh_from_db()
+    assert change.state == RequestState.DONE
     assert len(prime_settings.control.calls(services.SETTLE, executed=True)) == 1
     Poller(interval=5, budget_per_minute=30).run_cycle()
     assert len(prime_settings.control.calls(services.SETTLE)) == 1
@@ -309,3 +314,30 @@ def test_history_made_outside_the_portal_is_discovered_and_completed_once(prime_
     assert len(batch.trade_ids) == 2
     third = poller.run_cycle()  # complete and final: never asked about again
     assert third.calls == 0
+
+
+@pytest.mark.django_db
+def test_an_approved_leg_waits_for_confirmation_and_the_poller_sends_it_once(
+    prime_settings, operator, approver
+):
+    prime_settings.control.add_trades(TRADES)
+    batch = services.batch_create(asset_kind="currency", actor=operator)
+    change = request_leg(
+        Leg.objects.select_related("batch").get(batch=batch, asset="BTC"), operator
+    )
+    (approved,) = approve([change.pk], approver)
+    assert approved.level == "info"
+    poller = Poller(interval=5, budget_per_minute=600)
+    assert poller.run_cycle().sent == 0  # Kraken has not confirmed the batch yet
+    change.refresh_from_db()
+    assert change.state == RequestState.APPROVED
+    assert prime_settings.control.calls(services.SETTLE, executed=None) == []
+
+    prime_settings.control.confirm_batch(batch.prime_batch_id)
+    assert poller.run_cycle().sent == 1
+    assert poller.run_cycle().sent == 0
+    change.refresh_from_db()
+    assert change.state == RequestState.DONE
+    executed = AuditEvent.objects.get(action=AuditAction.CHANGE_EXECUTED)
+    assert executed.actor_label == "system:prime_poll"
+    assert len(prime_settings.control.calls(services.SETTLE, executed=None)) == 1

@@ -26,7 +26,7 @@ def test_the_chart_puts_outgoing_left_of_zero_and_incoming_right():
         assert bars[asset].x + bars[asset].width == pytest.approx(chart.zero_x, abs=0.2)
         assert bars[asset].anchor == "end"
     assert bars["USD"].width > bars["ETH"].width > bars["BTC"].width > 2
-    assert bars["USD"].amount == "25000" and bars["BTC"].amount == "1.5"
+    assert bars["USD"].amount == "25,000.00 USD" and bars["BTC"].amount == "1.50000000 BTC"
     assert max(bar.label_x for bar in chart.bars) < chart.width
     assert min(bar.label_x for bar in chart.bars) > 0
 

@@ -9,10 +9,19 @@ import pytest
 from django.utils import timezone
 
 from portal.actors import SystemActor
+from portal.approvals import messages as approvals_messages
+from portal.approvals.models import ChangeRequest, RequestState
 from portal.audit.models import AuditAction, AuditEvent, Outcome
 from portal.settlement import messages, services
-from portal.settlement.models import Batch, IntentState, Leg, SettlementIntent
-from tests.settlement.conftest import TRADES, open_intent, said, settle_calls
+from portal.settlement.models import Batch, Leg
+from tests.settlement.conftest import (
+    TRADES,
+    approve,
+    open_request,
+    request_leg,
+    said,
+    settle_calls,
+)
 
 pytestmark = pytest.mark.django_db
 
@@ -22,10 +31,15 @@ def _leg(batch, asset="BTC") -> Leg:
 
 
 def _request_and_approve(batch, operator, approver, asset="BTC"):
-    intent = services.intent_request(leg=_leg(batch, asset), actor=operator)
-    result = services.intent_approve(intent_id=intent.pk, actor=approver)
-    result.intent.refresh_from_db()
-    return result
+    """(what the approval said, the request as it is now)."""
+    change = request_leg(_leg(batch, asset), operator)
+    (result,) = approve([change.pk], approver)
+    change.refresh_from_db()
+    return result, change
+
+
+def _transfer(change) -> str:
+    return (change.result or {}).get("transfer_id", "")
 
 
 def test_creating_a_batch_mirrors_kraken_and_is_audited(prime_settings, operator):
@@ -75,26 +89,24 @@ def test_no_pending_trades_is_said_plainly(prime_settings, operator):
 def test_approval_sends_the_leg_once_and_the_poll_sees_it_settle(
     kraken_batch, operator, approver, prime_settings
 ):
-    result = _request_and_approve(kraken_batch, operator, approver)
-    intent = result.intent
-    assert intent.state == IntentState.SUBMITTED
-    assert intent.approved_by == approver
-    assert intent.transfer_id
+    _result, change = _request_and_approve(kraken_batch, operator, approver)
+    assert change.state == RequestState.DONE
+    assert list(change.votes.values_list("voter", flat=True)) == [approver.pk]
+    transfer_id = _transfer(change)
+    assert transfer_id
     leg = _leg(kraken_batch)
     assert (leg.status, leg.transfer_id, leg.transfer_status) == (
         "settling",
-        intent.transfer_id,
+        transfer_id,
         "pending",
     )
     submitted = AuditEvent.objects.get(action=AuditAction.LEG_SUBMITTED)
     assert submitted.prime_endpoint == "SettlePrimeSettlementBatchAsset"
-    assert submitted.prime_response["transfer"]["id"] == intent.transfer_id
+    assert submitted.prime_response["transfer"]["id"] == transfer_id
 
-    prime_settings.control.complete_transfer(intent.transfer_id)
+    prime_settings.control.complete_transfer(transfer_id)
     services.batch_refresh(prime_batch_id=kraken_batch.prime_batch_id, actor=SystemActor.POLLER)
-    intent.refresh_from_db()
     leg.refresh_from_db()
-    assert intent.state == IntentState.SETTLED
     assert leg.status == "settled" and leg.settled_at is not None
     assert len(settle_calls(prime_settings)) == 1
 
@@ -102,43 +114,70 @@ def test_approval_sends_the_leg_once_and_the_poll_sees_it_settle(
 def test_a_double_click_or_retry_of_approve_does_not_resend(
     kraken_batch, operator, approver, second_approver, prime_settings
 ):
-    first = _request_and_approve(kraken_batch, operator, approver)
-    again = services.intent_approve(intent_id=first.intent.pk, actor=approver)
-    other = services.intent_approve(intent_id=first.intent.pk, actor=second_approver)
-    assert again.level == other.level == "info"
-    assert re.match(said(messages.NOTHING_TO_DO), again.message)
-    assert services.intent_send(intent_id=first.intent.pk, actor=approver).level == "info"
+    from portal.approvals.services import change_execute
+
+    _first, change = _request_and_approve(kraken_batch, operator, approver)
+    (again,) = approve([change.pk], approver)
+    (other,) = approve([change.pk], second_approver)
+    assert again.level == other.level == "error"
+    assert re.match(said(approvals_messages.NOT_PENDING), again.message)
+    assert change_execute(change_id=change.pk, actor=approver).level == "info"
     assert len(settle_calls(prime_settings)) == 1
-    assert AuditEvent.objects.filter(action=AuditAction.LEG_APPROVED).count() == 1
+    assert AuditEvent.objects.filter(action=AuditAction.CHANGE_VOTE_APPROVED).count() == 1
 
 
-def test_an_unconfirmed_batch_is_refused_plainly_and_the_leg_is_requestable_again(
+def test_an_approved_leg_of_an_unconfirmed_batch_waits_and_is_sent_once_confirmed(
     prime_settings, operator, approver
 ):
     prime_settings.control.add_trades(TRADES)
     batch = services.batch_create(asset_kind="currency", actor=operator)
-    result = _request_and_approve(batch, operator, approver)
+    result, change = _request_and_approve(batch, operator, approver)
+    assert result.level == "info"
+    assert result.message == messages.WAITING_NOTE
+    assert change.state == RequestState.APPROVED
+    assert settle_calls(prime_settings, executed=None) == []
+    # Nothing is sent while Kraken has not confirmed, however often the poller looks.
+    assert services.legs_send_ready(actor=SystemActor.POLLER) == 0
+
+    prime_settings.control.confirm_batch(batch.prime_batch_id)
+    services.batch_refresh(prime_batch_id=batch.prime_batch_id, actor=SystemActor.POLLER)
+    assert services.legs_send_ready(actor=SystemActor.POLLER) == 1
+    assert services.legs_send_ready(actor=SystemActor.POLLER) == 0
+    change.refresh_from_db()
+    assert change.state == RequestState.DONE
+    assert len(settle_calls(prime_settings, executed=None)) == 1
+
+
+def test_kraken_refusing_an_unconfirmed_batch_is_said_plainly_and_the_leg_is_requestable_again(
+    prime_settings, operator, approver
+):
+    # The mirror believed the batch confirmed; Kraken says otherwise.
+    prime_settings.control.add_trades(TRADES)
+    batch = services.batch_create(asset_kind="currency", actor=operator)
+    Batch.objects.filter(pk=batch.pk).update(confirmed=True)
+    result, change = _request_and_approve(batch, operator, approver)
     assert result.level == "error"
-    assert result.intent.state == IntentState.FAILED
+    assert change.state == RequestState.FAILED
     assert result.message == messages.SETTLE_NOT_CONFIRMED
-    assert result.intent.note == messages.SETTLE_NOT_CONFIRMED
-    failed = AuditEvent.objects.get(action=AuditAction.LEG_SETTLE_FAILED)
+    assert change.result_message == messages.SETTLE_NOT_CONFIRMED
+    failed = AuditEvent.objects.get(action=AuditAction.CHANGE_EXECUTION_FAILED)
     assert failed.prime_response["errors"] == ["EGeneral:Invalid arguments:Batch not confirmed"]
     assert settle_calls(prime_settings) == []
 
     prime_settings.control.confirm_batch(batch.prime_batch_id)
-    retry = _request_and_approve(batch, operator, approver)
-    assert retry.intent.state == IntentState.SUBMITTED
+    _retry, again = _request_and_approve(batch, operator, approver)
+    assert again.state == RequestState.DONE
     assert len(settle_calls(prime_settings)) == 1
 
 
 def test_a_leg_kraken_will_not_settle_is_refused_plainly(
     kraken_batch, operator, approver, prime_settings
 ):
-    intent = services.intent_request(leg=_leg(kraken_batch), actor=operator)
+    change = request_leg(_leg(kraken_batch), operator)
     prime_settings.control.set_can_settle(kraken_batch.prime_batch_id, "BTC", False)
-    result = services.intent_approve(intent_id=intent.pk, actor=approver)
-    assert result.intent.state == IntentState.FAILED
+    (result,) = approve([change.pk], approver)
+    change.refresh_from_db()
+    assert change.state == RequestState.FAILED
     assert result.message == messages.SETTLE_CANNOT_SETTLE
     assert settle_calls(prime_settings) == []
 
@@ -150,24 +189,25 @@ def test_a_timeout_after_kraken_executed_is_reconciled_without_a_second_settle(
     prime_settings.control.inject_fault(
         "timeout_after_execute", "SettlePrimeSettlementBatchAsset", seconds=2.5
     )
-    result = _request_and_approve(kraken_batch, operator, approver)
-    intent = result.intent
+    result, change = _request_and_approve(kraken_batch, operator, approver)
     # Unknown at first, then GetPrimeSettlementBatch found the transfer.
-    assert AuditEvent.objects.filter(action=AuditAction.LEG_OUTCOME_UNKNOWN).count() == 1
-    reconciled = AuditEvent.objects.get(action=AuditAction.LEG_RECONCILED)
-    assert intent.state == IntentState.SUBMITTED
-    assert intent.transfer_id
-    assert f"transfer {intent.transfer_id}" in intent.note
-    assert reconciled.message == intent.note
-    assert "went through" in result.message
+    assert AuditEvent.objects.filter(action=AuditAction.CHANGE_OUTCOME_UNKNOWN).count() == 1
+    reconciled = AuditEvent.objects.get(action=AuditAction.CHANGE_RECONCILED)
+    assert change.state == RequestState.DONE
+    transfer_id = _transfer(change)
+    assert transfer_id
+    assert f"transfer {transfer_id}" in change.result["note"]
+    assert "went through" in change.result["note"]
+    assert reconciled.after == {"kraken": "applied"}
+    assert result.level == "success"
 
-    assert services.intent_approve(intent_id=intent.pk, actor=approver).level == "info"
-    with pytest.raises(services.SettlementError):
-        services.intent_request(leg=_leg(kraken_batch), actor=operator)
+    (again,) = approve([change.pk], approver)
+    assert again.level == "error"
     prime_settings.control.complete_pending_transfers()
     services.batch_refresh(prime_batch_id=kraken_batch.prime_batch_id, actor=SystemActor.POLLER)
-    intent.refresh_from_db()
-    assert intent.state == IntentState.SETTLED
+    with pytest.raises(services.SettlementError):
+        request_leg(_leg(kraken_batch), operator)  # settled: nothing left to request
+    assert _leg(kraken_batch).status == "settled"
     assert len(settle_calls(prime_settings, executed=None)) == 1
 
 
@@ -175,9 +215,9 @@ def test_a_dropped_connection_is_reconciled_without_a_second_settle(
     kraken_batch, operator, approver, prime_settings
 ):
     prime_settings.control.inject_fault("drop_after_execute", "SettlePrimeSettlementBatchAsset")
-    result = _request_and_approve(kraken_batch, operator, approver)
-    assert result.intent.state == IntentState.SUBMITTED
-    assert AuditEvent.objects.filter(action=AuditAction.LEG_OUTCOME_UNKNOWN).count() == 1
+    _result, change = _request_and_approve(kraken_batch, operator, approver)
+    assert change.state == RequestState.DONE
+    assert AuditEvent.objects.filter(action=AuditAction.CHANGE_OUTCOME_UNKNOWN).count() == 1
     assert len(settle_calls(prime_settings, executed=None)) == 1
 
 
@@ -186,27 +226,27 @@ def test_a_5xx_stays_unknown_until_kraken_shows_nothing_happened(
 ):
     settings.SETTLEMENT_RECONCILE_GRACE_SECONDS = 3600
     prime_settings.control.inject_fault("http_500", "SettlePrimeSettlementBatchAsset")
-    result = _request_and_approve(kraken_batch, operator, approver)
-    intent = result.intent
-    assert intent.state == IntentState.OUTCOME_UNKNOWN
-    assert intent.note == messages.RECONCILE_WAITING
-    assert result.level == "warning"
+    result, change = _request_and_approve(kraken_batch, operator, approver)
+    assert change.state == RequestState.OUTCOME_UNKNOWN
+    assert result.level == "error"
     # Nothing can be sent or requested while the outcome is unknown.
-    assert services.intent_approve(intent_id=intent.pk, actor=approver).level == "info"
+    assert services.legs_reconcile_unknown(actor=SystemActor.POLLER) == 0
+    (again,) = approve([change.pk], approver)
+    assert again.level == "error"
     with pytest.raises(services.SettlementError, match=said(messages.LEG_HAS_OPEN_INTENT)):
-        services.intent_request(leg=_leg(kraken_batch), actor=operator)
-
-    settings.SETTLEMENT_RECONCILE_GRACE_SECONDS = 0
-    services.batch_refresh(prime_batch_id=kraken_batch.prime_batch_id, actor=SystemActor.POLLER)
-    intent.refresh_from_db()
-    assert intent.state == IntentState.FAILED
-    assert re.fullmatch(said(messages.RECONCILED_NOT_SENT), intent.note)
+        request_leg(_leg(kraken_batch), operator)
     assert settle_calls(prime_settings) == []
 
-    retry = _request_and_approve(kraken_batch, operator, approver)
-    assert retry.intent.state == IntentState.SUBMITTED
+    # Past the grace, Kraken shows no transfer: the stored leg is sent once more, once.
+    settings.SETTLEMENT_RECONCILE_GRACE_SECONDS = 0
+    assert services.legs_reconcile_unknown(actor=SystemActor.POLLER) == 1
+    change.refresh_from_db()
+    assert change.state == RequestState.DONE
+    reconciled = AuditEvent.objects.get(action=AuditAction.CHANGE_RECONCILED)
+    assert reconciled.after == {"kraken": "not_applied"}
     assert len(settle_calls(prime_settings)) == 1
     assert len(settle_calls(prime_settings, executed=False)) == 1  # the refused 5xx
+    assert services.legs_reconcile_unknown(actor=SystemActor.POLLER) == 0
 
 
 def test_unknown_outcome_survives_kraken_being_unreachable_for_the_check(
@@ -215,17 +255,17 @@ def test_unknown_outcome_survives_kraken_being_unreachable_for_the_check(
     control = prime_settings.control
     control.inject_fault("drop_after_execute", "SettlePrimeSettlementBatchAsset")
     control.inject_fault("http_500", "GetPrimeSettlementBatch", count=10)
-    result = _request_and_approve(kraken_batch, operator, approver)
-    assert result.intent.state == IntentState.OUTCOME_UNKNOWN
-    assert messages.CHECK_FAILED in result.message
+    result, change = _request_and_approve(kraken_batch, operator, approver)
+    assert change.state == RequestState.OUTCOME_UNKNOWN
+    assert result.message == approvals_messages.STILL_UNKNOWN
     control.clear_faults()
-    services.batch_refresh(prime_batch_id=kraken_batch.prime_batch_id, actor=SystemActor.POLLER)
-    result.intent.refresh_from_db()
-    assert result.intent.state == IntentState.SUBMITTED
+    assert services.legs_reconcile_unknown(actor=SystemActor.POLLER) == 1
+    change.refresh_from_db()
+    assert change.state == RequestState.DONE
     assert len(settle_calls(prime_settings, executed=None)) == 1
 
 
-def test_a_send_left_submitting_by_a_crash_is_treated_as_unknown(
+def test_a_send_left_claimed_by_a_crash_is_treated_as_unknown(
     kraken_batch, operator, approver, prime_settings
 ):
     # The crashed process had reached Kraken: the sandbox holds a transfer for BTC.
@@ -236,53 +276,50 @@ def test_a_send_left_submitting_by_a_crash_is_treated_as_unknown(
     with pytest.raises(OutcomeUnknownError):
         client.settle_settlement_batch_asset(kraken_batch.prime_batch_id, "BTC")
     long_ago = timezone.now() - timedelta(hours=1)
-    intent = open_intent(
+    change = open_request(
         _leg(kraken_batch),
         operator,
-        state=IntentState.SUBMITTING,
-        approved_by=approver,
-        approved_at=long_ago,
-        submitting_at=long_ago,
+        state=RequestState.EXECUTING,
+        decided_at=long_ago,
+        claimed_at=long_ago,
     )
-    services.batch_refresh(prime_batch_id=kraken_batch.prime_batch_id, actor=SystemActor.POLLER)
-    intent.refresh_from_db()
-    assert intent.state == IntentState.SUBMITTED
+    assert services.legs_reconcile_unknown(actor=SystemActor.POLLER) == 1
+    change.refresh_from_db()
+    assert change.state == RequestState.DONE
     actions = list(
-        AuditEvent.objects.filter(target_id=intent.audit_id).values_list("action", flat=True)
+        AuditEvent.objects.filter(target_id=str(change.pk)).values_list("action", flat=True)
     )
-    assert AuditAction.LEG_OUTCOME_UNKNOWN in actions
-    assert AuditAction.LEG_RECONCILED in actions
+    assert AuditAction.CHANGE_OUTCOME_UNKNOWN in actions
+    assert AuditAction.CHANGE_RECONCILED in actions
     assert len(settle_calls(prime_settings, executed=None)) == 1
 
 
-def test_a_recent_submitting_row_is_left_to_its_sender(kraken_batch, operator, approver):
-    intent = open_intent(
+def test_a_recent_claim_is_left_to_its_sender(kraken_batch, operator, approver):
+    change = open_request(
         _leg(kraken_batch),
         operator,
-        state=IntentState.SUBMITTING,
-        approved_by=approver,
-        approved_at=timezone.now(),
-        submitting_at=timezone.now(),
+        state=RequestState.EXECUTING,
+        decided_at=timezone.now(),
+        claimed_at=timezone.now(),
     )
-    services.batch_refresh(prime_batch_id=kraken_batch.prime_batch_id, actor=SystemActor.POLLER)
-    intent.refresh_from_db()
-    assert intent.state == IntentState.SUBMITTING
+    services.legs_reconcile_unknown(actor=SystemActor.POLLER)
+    change.refresh_from_db()
+    assert change.state == RequestState.EXECUTING
 
 
 def test_a_failed_transfer_makes_the_leg_requestable_again(
     kraken_batch, operator, approver, prime_settings
 ):
-    intent = _request_and_approve(kraken_batch, operator, approver).intent
-    prime_settings.control.fail_transfer(intent.transfer_id)
+    _result, change = _request_and_approve(kraken_batch, operator, approver)
+    first_transfer = _transfer(change)
+    prime_settings.control.fail_transfer(first_transfer)
     services.batch_refresh(prime_batch_id=kraken_batch.prime_batch_id, actor=SystemActor.POLLER)
-    intent.refresh_from_db()
-    assert intent.state == IntentState.FAILED
-    assert "failed" in intent.note
-    assert AuditEvent.objects.filter(action=AuditAction.LEG_SETTLE_FAILED).count() == 1
-    retry = _request_and_approve(kraken_batch, operator, approver)
-    assert retry.intent.state == IntentState.SUBMITTED
-    assert retry.intent.transfer_id != intent.transfer_id
-    assert len(settle_calls(prime_settings)) == 2  # two intents, one send each
+    leg = _leg(kraken_batch)
+    assert (leg.status, leg.transfer_status) == ("unsettled", "failed")
+    _retry, again = _request_and_approve(kraken_batch, operator, approver)
+    assert again.state == RequestState.DONE
+    assert _transfer(again) != first_transfer
+    assert len(settle_calls(prime_settings)) == 2  # two requests, one send each
 
 
 def test_every_leg_of_a_batch_settles_and_the_batch_becomes_final(
@@ -294,6 +331,25 @@ def test_every_leg_of_a_batch_settles_and_the_batch_becomes_final(
     services.batch_refresh(prime_batch_id=kraken_batch.prime_batch_id, actor=SystemActor.POLLER)
     kraken_batch.refresh_from_db()
     assert kraken_batch.status == "completed" and kraken_batch.is_final
-    states = set(SettlementIntent.objects.values_list("state", flat=True))
-    assert states == {IntentState.SETTLED}
+    states = set(ChangeRequest.objects.values_list("state", flat=True))
+    assert states == {RequestState.DONE}
+    assert set(Leg.objects.values_list("status", flat=True)) == {"settled"}
     assert AuditEvent.objects.filter(action=AuditAction.BATCH_STATUS_CHANGED).exists()
+
+
+def test_all_legs_are_requested_in_one_step_and_approved_in_one_step(
+    kraken_batch, operator, approver, prime_settings
+):
+    outcomes = services.legs_request_all(batch=kraken_batch, actor=operator)
+    assert [o.asset for o in outcomes] == ["BTC", "ETH", "USD"]
+    changes = [o.change.pk for o in outcomes]
+    assert ChangeRequest.objects.filter(state=RequestState.PENDING).count() == 3
+    # Requested alone, nothing reaches Kraken.
+    assert settle_calls(prime_settings, executed=None) == []
+    assert services.legs_request_all(batch=kraken_batch, actor=operator) == []
+
+    approved = approve(changes, approver)
+    assert [a.level for a in approved] == ["success"] * 3
+    # Each leg its own request, each sent exactly once.
+    assert len(settle_calls(prime_settings)) == 3
+    assert set(Leg.objects.values_list("status", flat=True)) == {"settling"}

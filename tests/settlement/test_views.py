@@ -11,11 +11,13 @@ from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 from django.utils import timezone
 
+from portal.approvals.models import ChangeRequest, RequestState, StepUpMethod
 from portal.audit.models import AuditAction, AuditEvent, Outcome
 from portal.settlement import messages, services
-from portal.settlement.models import Batch, IntentState, Leg, SettlementIntent
+from portal.settlement.models import Batch, Leg
 from tests.conftest import make_staff
-from tests.settlement.conftest import TRADES, mirror_batch, open_intent, said
+from tests.settlement.conftest import TRADES, mirror_batch, open_request, request_leg, said
+from tests.staff.otp import totp_code, verified_login
 
 pytestmark = pytest.mark.django_db
 HTMX = {"HX-Request": "true"}
@@ -106,17 +108,18 @@ def test_the_list_costs_the_same_queries_for_few_and_many_batches(client, viewer
 def test_the_batch_page_shows_trades_legs_chart_timeline_and_audit_link(client, viewer, operator):
     batch = mirror_batch()
     leg = Leg.objects.get(batch=batch, asset="BTC")
-    services.intent_request(leg=Leg.objects.select_related("batch").get(pk=leg.pk), actor=operator)
+    request_leg(Leg.objects.select_related("batch").get(pk=leg.pk), operator)
     client.force_login(viewer)
     body = client.get(_detail(batch)).content.decode()
     assert "2 trades" in body and batch.trade_ids[0] in body
     assert "Confirmed by Kraken" in body
-    assert 'data-asset="BTC"' in body and "1.5" in body and "45000" in body
-    assert "Requested by otto.operator" in body
+    # Amounts with digit grouping and the asset's own precision.
+    assert 'data-asset="BTC"' in body and "1.50000000" in body and "45,000.00" in body
+    assert "requested by otto.operator" in body
     assert '<svg class="net-chart"' in body
     assert 'class="bar incoming" data-asset="BTC"' in body
     assert 'class="bar outgoing" data-asset="USD"' in body
-    assert "Leg settlement requested" in body  # the timeline
+    assert "Change requested" in body  # the timeline
     assert 'hx-trigger="every 3s' in body
     # Viewers see no buttons.
     assert "Request settlement</button>" not in body and "Approve" not in body
@@ -142,39 +145,41 @@ def test_buttons_follow_the_role_and_the_requester(client, operator, approver):
     body = client.get(_detail(batch)).content.decode()
     assert body.count("Request settlement</button>") == 2
     assert "Check with Kraken now" in body
-    intent = open_intent(Leg.objects.get(batch=batch, asset="BTC"), operator)
+    change = open_request(_leg(batch), operator)
     body = client.get(_detail(batch)).content.decode()
     assert body.count("Request settlement</button>") == 1
-    assert reverse("settlement:intent-approve", args=[intent.pk]) not in body
+    assert "Request all settleable legs (1)" in body
+    assert reverse("settlement:legs-approve", args=[batch.prime_batch_id]) not in body
     client.force_login(approver)
     body = client.get(_detail(batch)).content.decode()
-    assert reverse("settlement:intent-approve", args=[intent.pk]) in body
-    assert reverse("settlement:intent-reject", args=[intent.pk]) in body
+    assert reverse("settlement:legs-approve", args=[batch.prime_batch_id]) in body
+    assert f'name="change" value="{change.pk}"' in body
+    assert reverse("settlement:request-reject", args=[change.pk]) in body
     assert "Request settlement</button>" not in body
 
 
 def test_an_approver_who_requested_sees_no_approve_button(client):
     both = make_staff("olga.both", "Operator", "Approver")
     batch = mirror_batch()
-    intent = open_intent(Leg.objects.get(batch=batch, asset="BTC"), both)
+    change = open_request(_leg(batch), both)
     client.force_login(both)
     body = client.get(_detail(batch)).content.decode()
-    assert reverse("settlement:intent-approve", args=[intent.pk]) not in body
+    assert f'name="change" value="{change.pk}"' not in body
     assert "another Approver must decide" in body
 
 
 def test_the_batch_page_costs_the_same_queries_for_few_and_many_legs(client, operator):
     client.force_login(operator)
     few = mirror_batch(legs=[("BTC", "incoming", "1")])
-    open_intent(Leg.objects.get(batch=few), operator)
+    open_request(_leg(few, "BTC"), operator)
     client.get(_detail(few))
     few_count = _count_queries(client, _detail(few))
     many = mirror_batch(
         legs=[(f"A{i}", "incoming" if i % 2 else "outgoing", str(i + 1)) for i in range(40)]
     )
-    for leg in Leg.objects.filter(batch=many)[:20]:
-        open_intent(leg, operator)
-        services.intents_expire_stale()
+    for leg in Leg.objects.select_related("batch").filter(batch=many)[:20]:
+        open_request(leg, operator, state=RequestState.EXPIRED)
+        open_request(leg, operator)
     assert _count_queries(client, _detail(many)) == few_count
     assert _count_queries(client, _live(many), headers=HTMX) == _count_queries(
         client, _live(few), headers=HTMX
@@ -244,17 +249,13 @@ def test_a_stale_mirror_shows_a_banner(client, viewer, settings):
 
 def test_viewing_the_page_never_writes_not_even_to_expire_a_stale_request(client, viewer, operator):
     batch = mirror_batch()
-    intent = open_intent(
-        Leg.objects.get(batch=batch, asset="BTC"),
-        operator,
-        expires_at=timezone.now() - timedelta(seconds=1),
-    )
+    change = open_request(_leg(batch), operator, expires_at=timezone.now() - timedelta(seconds=1))
     client.force_login(viewer)
     events = AuditEvent.objects.count()
     assert client.get(_detail(batch)).status_code == 200
     assert client.get(_live(batch), headers=HTMX).status_code == 200
-    intent.refresh_from_db()
-    assert intent.state == IntentState.REQUESTED  # the poller expires it (test_poller)
+    change.refresh_from_db()
+    assert change.state == RequestState.PENDING  # the poller expires it (test_poller)
     assert AuditEvent.objects.count() == events
 
 
@@ -269,8 +270,13 @@ def test_an_operator_requests_a_leg_through_htmx(client, operator):
     body = response.content.decode()
     assert response.status_code == 200
     assert body.lstrip().startswith('<section id="batch-live"')
-    assert 'data-intent-state="requested"' in body
-    assert re.search(said(messages.REQUESTED_FOR_APPROVAL, html=True), body)  # oob
+    assert 'data-request-state="pending"' in body
+    # The words sit beside the leg in the live fragment (not in #messages): the next
+    # poll renders the live state without them.
+    assert re.search(said(messages.REQUESTED_FOR_APPROVAL, html=True), body)
+    assert "data-action-message" in body and 'id="messages"' not in body
+    polled = client.get(_live(batch), headers=HTMX).content.decode()
+    assert "data-action-message" not in polled and 'data-request-state="pending"' in polled
     response = client.post(url, headers=HTMX)
     assert response.status_code == 409
     assert re.search(said(messages.LEG_HAS_OPEN_INTENT, html=True), response.content.decode())
@@ -282,37 +288,59 @@ def test_an_operator_requests_a_leg_without_javascript(client, operator):
     url = reverse("settlement:leg-request", args=[batch.prime_batch_id, "BTC"])
     response = client.post(url)
     assert response.status_code == 302 and response.headers["Location"] == _detail(batch)
-    assert SettlementIntent.objects.filter(state=IntentState.REQUESTED).count() == 1
+    assert ChangeRequest.objects.filter(state=RequestState.PENDING).count() == 1
+
+
+def _approve_url(batch) -> str:
+    return reverse("settlement:legs-approve", args=[batch.prime_batch_id])
 
 
 def test_self_approval_is_refused_by_the_view_with_403(client):
     both = make_staff("olga.both", "Operator", "Approver")
     batch = mirror_batch()
-    intent = open_intent(Leg.objects.get(batch=batch, asset="BTC"), both)
-    client.force_login(both)
-    response = client.post(reverse("settlement:intent-approve", args=[intent.pk]), headers=HTMX)
+    change = open_request(_leg(batch), both)
+    device = verified_login(client, both)
+    response = client.post(
+        _approve_url(batch), {"change": [change.pk], "code": totp_code(device)}, headers=HTMX
+    )
     assert response.status_code == 403
     assert re.search(said(messages.OWN_INTENT, html=True), response.content.decode())
-    intent.refresh_from_db()
-    assert intent.state == IntentState.REQUESTED
+    change.refresh_from_db()
+    assert change.state == RequestState.PENDING
     refused = AuditEvent.objects.get(action=AuditAction.LEG_APPROVED)
     assert refused.outcome == Outcome.REFUSED
 
 
 def test_an_operator_cannot_post_an_approval(client, operator):
     batch = mirror_batch()
-    intent = open_intent(Leg.objects.get(batch=batch, asset="BTC"), operator)
+    change = open_request(_leg(batch), operator)
     client.force_login(operator)
-    response = client.post(reverse("settlement:intent-approve", args=[intent.pk]))
+    response = client.post(_approve_url(batch), {"change": [change.pk]})
     assert response.status_code == 403
     assert AuditEvent.objects.filter(action=AuditAction.PERMISSION_REFUSED).count() == 1
 
 
+def test_approving_needs_a_choice_and_the_code(client, operator, approver):
+    batch = mirror_batch()
+    change = open_request(_leg(batch), operator)
+    device = verified_login(client, approver)
+    response = client.post(_approve_url(batch), {"code": totp_code(device)}, headers=HTMX)
+    assert response.status_code == 422
+    assert messages.CHOOSE_LEGS in response.content.decode()
+    response = client.post(_approve_url(batch), {"change": ["nonsense"]}, headers=HTMX)
+    assert response.status_code == 422
+    response = client.post(_approve_url(batch), {"change": [change.pk], "code": ""}, headers=HTMX)
+    assert response.status_code == 422
+    assert "code from your authenticator" in response.content.decode()
+    change.refresh_from_db()
+    assert change.state == RequestState.PENDING
+
+
 def test_a_rejection_needs_a_reason(client, operator, approver):
     batch = mirror_batch()
-    intent = open_intent(Leg.objects.get(batch=batch, asset="BTC"), operator)
+    change = open_request(_leg(batch), operator)
     client.force_login(approver)
-    url = reverse("settlement:intent-reject", args=[intent.pk])
+    url = reverse("settlement:request-reject", args=[change.pk])
     response = client.post(url, {"reason": ""}, headers=HTMX)
     assert response.status_code == 422
     assert messages.REASON_REQUIRED in response.content.decode()
@@ -320,17 +348,19 @@ def test_a_rejection_needs_a_reason(client, operator, approver):
     assert response.status_code == 422
     response = client.post(url, {"reason": "Not ours"}, headers=HTMX)
     assert response.status_code == 200
-    intent.refresh_from_db()
-    assert intent.state == IntentState.REJECTED and intent.reject_reason == "Not ours"
-    assert "Rejected: Not ours" in response.content.decode()
+    change.refresh_from_db()
+    assert change.state == RequestState.REJECTED
+    assert change.votes.get().comment == "Not ours"
+    assert f"Rejected by {approver.username}: Not ours" in response.content.decode()
 
 
 def test_actions_on_unknown_rows_are_404(client, operator, approver):
     client.force_login(operator)
     assert client.post(reverse("settlement:leg-request", args=["B_NOPE", "BTC"])).status_code == 404
+    assert client.post(reverse("settlement:legs-request-all", args=["B_NOPE"])).status_code == 404
     client.force_login(approver)
-    assert client.post(reverse("settlement:intent-approve", args=[999999])).status_code == 404
-    assert client.post(reverse("settlement:intent-reject", args=[999999])).status_code == 404
+    assert client.post(reverse("settlement:legs-approve", args=["B_NOPE"])).status_code == 404
+    assert client.post(reverse("settlement:request-reject", args=[999999])).status_code == 404
 
 
 def test_create_form_page_and_bad_input(client, operator):
@@ -394,14 +424,51 @@ def test_check_with_kraken_reports_what_it_found(client, operator, kraken_batch,
 def test_approving_through_the_page_sends_and_shows_the_transfer(
     client, operator, approver, kraken_batch, prime_settings
 ):
-    leg = Leg.objects.select_related("batch").get(batch=kraken_batch, asset="BTC")
-    intent = services.intent_request(leg=leg, actor=operator)
-    client.force_login(approver)
-    response = client.post(reverse("settlement:intent-approve", args=[intent.pk]), headers=HTMX)
+    change = request_leg(_leg(kraken_batch), operator)
+    device = verified_login(client, approver)
+    response = client.post(
+        _approve_url(kraken_batch), {"change": [change.pk], "code": totp_code(device)}, headers=HTMX
+    )
     body = response.content.decode()
     assert response.status_code == 200
-    intent.refresh_from_db()
-    assert intent.state == IntentState.SUBMITTED
-    assert f"#{intent.transfer_id}" in body
-    assert re.search(said(messages.SENT, html=True), body)
+    change.refresh_from_db()
+    assert change.state == RequestState.DONE
+    assert change.votes.get().step_up == StepUpMethod.TOTP
+    assert f"#{change.result['transfer_id']}" in body
     assert f"Approved by {approver.username}" in body
+    assert 'data-request-state="done"' in body
+    assert "data-action-message" in body
+
+
+def test_all_legs_requested_in_one_step_and_approved_with_one_code(
+    client, operator, approver, kraken_batch, prime_settings
+):
+    client.force_login(operator)
+    response = client.post(
+        reverse("settlement:legs-request-all", args=[kraken_batch.prime_batch_id]), headers=HTMX
+    )
+    assert response.status_code == 200
+    assert response.content.decode().count('data-request-state="pending"') == 3
+    assert prime_settings.control.calls(services.SETTLE, executed=None) == []
+    again = client.post(
+        reverse("settlement:legs-request-all", args=[kraken_batch.prime_batch_id]), headers=HTMX
+    )
+    assert again.status_code == 409
+    assert messages.NOTHING_TO_REQUEST in again.content.decode()
+
+    device = verified_login(client, approver)
+    ids = list(ChangeRequest.objects.values_list("pk", flat=True))
+    response = client.post(
+        _approve_url(kraken_batch), {"change": ids, "code": totp_code(device)}, headers=HTMX
+    )
+    assert response.status_code == 200
+    assert response.content.decode().count('data-request-state="done"') == 3
+    methods = set(
+        ChangeRequest.objects.values_list("votes__step_up", flat=True)
+    )  # one code for the selection
+    assert methods == {StepUpMethod.TOTP}
+    assert len(prime_settings.control.calls(services.SETTLE, executed=True)) == 3
+
+
+def _leg(batch, asset="BTC") -> Leg:
+    return Leg.objects.select_related("batch").get(batch=batch, asset=asset)

@@ -95,3 +95,22 @@ class WriteLog:
 @pytest.fixture
 def write_log(control):
     return WriteLog(control)
+
+
+@pytest.fixture
+def approve(approver):
+    """An Approver approves a pending change request (the latest, or the one given)."""
+    from portal.approvals import services
+    from portal.approvals.models import ChangeRequest, RequestState, StepUpMethod, VoteDecision
+
+    def run(change=None):
+        if change is None:
+            change = ChangeRequest.objects.filter(state=RequestState.PENDING).latest("pk")
+        return services.change_vote(
+            change_id=change.pk,
+            actor=approver,
+            decision=VoteDecision.APPROVE,
+            step_up=StepUpMethod.TOTP,
+        )
+
+    return run

@@ -219,7 +219,7 @@ def test_an_unknown_user_is_404(viewer_client, prime):
 
 
 @pytest.mark.parametrize("headers", [{}, HX], ids=["page", "htmx"])
-def test_rename_disable_enable_and_labels(op_client, prime_user, admin_client, headers):
+def test_rename_disable_enable_and_labels(op_client, prime_user, admin_client, approve, headers):
     url = lambda name: reverse(f"users:{name}", args=[prime_user.prime_id])  # noqa: E731
     response = op_client.post(url("rename"), {"name": "Bot two"}, headers=headers)
     if headers:
@@ -229,7 +229,11 @@ def test_rename_disable_enable_and_labels(op_client, prime_user, admin_client, h
         assert response.status_code == 302
     op_client.post(url("status"), {"status": "Disabled"}, headers=headers)
     assert admin_client.get_api_user(prime_user.prime_id).status == "Disabled"
+    # Enabling needs an approver (issue 11): the Operator's click only asks for it.
     response = op_client.post(url("status"), {"status": "Enabled"}, headers=headers)
+    assert admin_client.get_api_user(prime_user.prime_id).status == "Disabled"
+    assert "Sent for approval" in op_client.get(url("detail")).content.decode() or headers
+    approve()
     assert admin_client.get_api_user(prime_user.prime_id).status == "Enabled"
     op_client.post(
         url("labels"), {"owner_label": "Ann", "desk_label": "FX", "notes": "x"}, headers=headers
@@ -292,7 +296,9 @@ def test_timeout_on_a_write_offers_resync_which_reconciles(
 
 
 @pytest.mark.parametrize("headers", [{}, HX], ids=["page", "htmx"])
-def test_role_change_previews_then_sends(op_client, prime_user, operator, write_log, headers):
+def test_role_change_previews_then_sends(
+    op_client, prime_user, operator, write_log, approve, headers
+):
     key = key_issue(user=prime_user, actor=operator, label="pricing").key
     write_log.mark()
     preview = op_client.post(
@@ -314,14 +320,20 @@ def test_role_change_previews_then_sends(op_client, prime_user, operator, write_
         {"role": "Trader", "expected_role": "Viewer"},
         headers=headers,
     )
+    # Viewer -> Trader needs an approver (issue 11): the click sends it for approval.
     prime_user.refresh_from_db()
-    assert prime_user.role == "Trader"
+    assert prime_user.role == "Viewer" and write_log.writes() == []
     if headers:
         assert confirm.status_code == 200 and is_fragment(confirm)
         assert 'id="user-panel"' in confirm.content.decode()
-        assert '<td class="role-cell">Trader</td>' in confirm.content.decode()
+        assert "Sent for approval" in confirm.content.decode()
     else:
         assert confirm.status_code == 302
+    approve()
+    prime_user.refresh_from_db()
+    assert prime_user.role == "Trader"
+    panel = op_client.get(reverse("users:detail", args=[prime_user.prime_id]), headers=headers)
+    assert '<td class="role-cell">Trader</td>' in panel.content.decode()
     assert [c["endpoint"] for c in write_log.writes()] == ["UpdatePrimeApiUserRoles"]
     event = AuditEvent.objects.get(action=AuditAction.PRIME_USER_ROLE_CHANGED)
     assert (event.before["role"], event.after["role"]) == ("Viewer", "Trader")

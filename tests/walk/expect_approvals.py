@@ -25,6 +25,7 @@ CASES = [
     Case("approvals:inbox", allowed=ALL_ROLES),
     Case("approvals:inbox", allowed=ALL_ROLES, htmx=True),
     Case("approvals:count", allowed=ALL_ROLES, htmx=True),
+    Case("approvals:approve-selected", allowed=ALL_ROLES, method="POST", data={"change": "1"}),
     Case("approvals:policy", allowed=ADMIN),
     Case(
         "approvals:policy-request",

@@ -60,3 +60,59 @@ CASES = [
 for _name in ("user-role-preview", "user-role", "user-detail-resync"):
     CASES.append(Case(f"keys:{_name}", allowed=OPERATOR, method="POST", kwargs=_user))
     CASES.append(Case(f"keys:{_name}", allowed=OPERATOR, method="POST", kwargs=_user, htmx=True))
+
+
+def _change(kind: str, state: str, quorum: int, target_id: str, requester_executes: bool) -> int:
+    """A change request asked for by someone who is none of the walk's personas."""
+    from django.utils import timezone
+
+    from portal.approvals.models import ChangeRequest
+    from portal.approvals.services import canonical_payload, payload_hash
+    from tests.conftest import make_staff
+
+    text = canonical_payload({"label": "walk", "whitelisted_ips": []})
+    now = timezone.now()
+    change = ChangeRequest.objects.create(
+        kind=kind,
+        target_type="prime_user",
+        target_id=target_id,
+        payload=text,
+        payload_hash=payload_hash(text),
+        requested_by=make_staff(f"walk-requester-{uuid.uuid4().hex[:8]}", "Operator"),
+        state=state,
+        quorum=quorum,
+        requester_executes=requester_executes,
+        created_at=now,
+        expires_at=now + timezone.timedelta(hours=1),
+        decided_at=now,
+        execute_by=now + timezone.timedelta(minutes=30),
+    )
+    return change.pk
+
+
+def _approved_key_issue(_sandbox) -> dict:
+    """An approved Trader key issue of someone else: only its requester may carry it out."""
+    return {"pk": _change("key_issue", "approved", 1, mirror_user().prime_id, True)}
+
+
+def _done_at_once(_sandbox) -> dict:
+    """A revocation that ran at once: an Approver reviews it afterwards."""
+    return {"pk": _change("key_revoke", "done", 0, mirror_user().prime_id, False)}
+
+
+APPROVER = frozenset({"Approver"})
+
+CASES += [
+    # The requester's own page to issue an approved Trader key (404 for anyone else's).
+    Case("keys:issue-approved", allowed=OPERATOR, kwargs=_approved_key_issue, also_ok=(404,)),
+    Case(
+        "keys:issue-approved",
+        allowed=OPERATOR,
+        method="POST",
+        kwargs=_approved_key_issue,
+        also_ok=(404,),
+    ),
+    # Reviewing afterwards (an approvals URL the users/keys kinds need).
+    Case("approvals:reviewed", allowed=APPROVER, method="POST", kwargs=_done_at_once),
+    Case("approvals:reviewed", allowed=APPROVER, method="POST", kwargs=_done_at_once, htmx=True),
+]

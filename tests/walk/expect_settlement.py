@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import uuid
-from datetime import timedelta
 
 from tests.walk.cases import ALL_ROLES, Case
 
@@ -27,27 +26,15 @@ def _leg_kwargs(sandbox) -> dict:
     return {"prime_batch_id": _batch().prime_batch_id, "asset": "BTC"}
 
 
-def _intent_kwargs(sandbox) -> dict:
-    from django.utils import timezone
-
-    from portal.settlement.models import Leg, SettlementIntent
+def _request_kwargs(sandbox) -> dict:
+    from portal.settlement.models import Leg
     from tests.conftest import make_staff
+    from tests.settlement.conftest import open_request
 
     batch = _batch()
-    leg = Leg.objects.get(batch=batch, asset="BTC")
+    leg = Leg.objects.select_related("batch").get(batch=batch, asset="BTC")
     requester = make_staff(f"walk-requester-{uuid.uuid4().hex[:6]}", "Operator")
-    now = timezone.now()
-    intent = SettlementIntent.objects.create(
-        batch=batch,
-        leg=leg,
-        asset=leg.asset,
-        amount=leg.amount,
-        direction=leg.direction,
-        requested_by=requester,
-        requested_at=now,
-        expires_at=now + timedelta(hours=1),
-    )
-    return {"intent_id": intent.pk}
+    return {"change_id": open_request(leg, requester).pk}
 
 
 CASES = [
@@ -63,12 +50,13 @@ CASES = [
         kwargs=_batch_kwargs,
     ),
     Case("settlement:leg-request", allowed=OPERATOR, method="POST", kwargs=_leg_kwargs),
-    Case("settlement:intent-approve", allowed=APPROVER, method="POST", kwargs=_intent_kwargs),
+    Case("settlement:legs-request-all", allowed=OPERATOR, method="POST", kwargs=_batch_kwargs),
+    Case("settlement:legs-approve", allowed=APPROVER, method="POST", kwargs=_batch_kwargs),
     Case(
-        "settlement:intent-reject",
+        "settlement:request-reject",
         allowed=APPROVER,
         method="POST",
-        kwargs=_intent_kwargs,
+        kwargs=_request_kwargs,
         data={"reason": "walk"},
     ),
 ]

@@ -19,6 +19,7 @@ from portal.approvals.services.requests import (
     change_vote,
     change_withdraw,
 )
+from portal.approvals.services.review import change_mark_reviewed
 from portal.approvals.services.stepup import step_up_confirm, step_up_is_recent
 
 __all__ = [
@@ -29,6 +30,7 @@ __all__ = [
     "change_execute",
     "change_execute_ready",
     "change_expire_due",
+    "change_mark_reviewed",
     "change_reconcile",
     "change_request_create",
     "change_void_for_target",

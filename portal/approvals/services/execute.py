@@ -47,7 +47,7 @@ def _claim(change_id: int, actor: Actor, *, from_state: RequestState) -> ChangeR
                 expired = _expire_locked(change, actor=actor, now=timezone.now())
         if not expired:
             updated = ChangeRequest.objects.filter(pk=change.pk, state=from_state).update(
-                state=RequestState.EXECUTING, executed_by=staff
+                state=RequestState.EXECUTING, executed_by=staff, claimed_at=timezone.now()
             )
             if not updated:
                 return None

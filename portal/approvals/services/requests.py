@@ -79,7 +79,7 @@ def change_request_create(
             step_up_every_time=rule.require_step_up_every_time,
             requester_executes=spec.requester_executes,
             created_at=now,
-            expires_at=now + _ttl(),
+            expires_at=now + (spec.request_ttl() or _ttl()),
             decided_at=now if at_once else None,
             execute_by=now + spec.execute_within if at_once and spec.requester_executes else None,
         )

@@ -16,8 +16,10 @@ from portal.keys.services.keys import (
     IssuedKey,
     KeyAlreadyIssued,
     PrimeActionFailed,
+    allowlist_check,
     key_issue,
     key_revoke,
+    key_save_allowlist,
     key_update_allowlist,
     key_update_label,
 )
@@ -29,6 +31,7 @@ from portal.keys.services.roles import (
     RoleChangeRefused,
     prime_user_change_role,
     role_change_check,
+    role_mirror_store,
 )
 from portal.keys.services.sync import ProgressCallback, SyncReport, prime_sync
 
@@ -48,11 +51,14 @@ __all__ = [
     "RoleChangeRefused",
     "RoleChangedSincePreview",
     "SyncReport",
+    "allowlist_check",
     "key_issue",
     "key_revoke",
+    "key_save_allowlist",
     "key_update_allowlist",
     "key_update_label",
     "prime_sync",
     "prime_user_change_role",
     "role_change_check",
+    "role_mirror_store",
 ]

@@ -30,8 +30,10 @@ __all__ = [
     "IssuedKey",
     "KeyAlreadyIssued",
     "PrimeActionFailed",
+    "allowlist_check",
     "key_issue",
     "key_revoke",
+    "key_save_allowlist",
     "key_update_allowlist",
     "key_update_label",
 ]
@@ -239,12 +241,34 @@ def key_update_allowlist(
     changed since, nothing is sent (AllowlistChangedSincePreview). An empty list makes the
     key usable from anywhere and needs `confirm_anywhere` (else EmptyAllowlistNotConfirmed).
     """
+    checked = allowlist_check(
+        key=key,
+        entries=entries,
+        previewed_against=previewed_against,
+        confirm_anywhere=confirm_anywhere,
+    )
+    return _save_allowlist(key=key, actor=actor, entries=checked)
+
+
+def allowlist_check(
+    *,
+    key: ApiKey,
+    entries: Sequence[str],
+    previewed_against: Sequence[str],
+    confirm_anywhere: bool = False,
+) -> list[str]:
+    """The checked entries of an allow-list change, or the refusal (see key_update_allowlist)."""
     checked = _checked_entries(entries)
     if list(previewed_against) != list(key.whitelisted_ips):
         raise AllowlistChangedSincePreview()
     if not checked and not confirm_anywhere:
         raise EmptyAllowlistNotConfirmed()
-    return _save_allowlist(key=key, actor=actor, entries=checked)
+    return checked
+
+
+def key_save_allowlist(*, key: ApiKey, actor: Actor, entries: Sequence[str]) -> ApiKey:
+    """Send an allow-list that was checked (and approved, if the policy asked) as it is."""
+    return _save_allowlist(key=key, actor=actor, entries=list(entries))
 
 
 def key_revoke(*, key: ApiKey, actor: Actor, reason: str) -> ApiKey:

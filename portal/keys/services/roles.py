@@ -26,6 +26,7 @@ __all__ = [
     "RoleChangedSincePreview",
     "prime_user_change_role",
     "role_change_check",
+    "role_mirror_store",
 ]
 
 ROLE_ALREADY_HELD = "{name} already has the {role} role."
@@ -83,8 +84,7 @@ def prime_user_change_role(
     )
     permissions = list(prime_models.ROLE_PERMISSIONS.get(upstream.role or "", ()))
     with transaction.atomic():
-        prime_user_store(user=user, upstream=upstream)
-        ApiKey.objects.filter(pk__in=[k.pk for k in keys]).update(permissions=permissions)
+        _store_role(user, keys, upstream, permissions)
         audit_record(
             actor=actor,
             action=AuditAction.PRIME_USER_ROLE_CHANGED,
@@ -97,5 +97,34 @@ def prime_user_change_role(
             },
             prime_endpoint="UpdatePrimeApiUserRoles",
             prime_response=audit_json(upstream),
+        )
+    return user
+
+
+def _store_role(
+    user: PrimeUser, keys: list[ApiKey], upstream: prime_models.ApiUser, permissions: list[str]
+) -> None:
+    prime_user_store(user=user, upstream=upstream)
+    ApiKey.objects.filter(pk__in=[k.pk for k in keys]).update(permissions=permissions)
+
+
+def role_mirror_store(*, user: PrimeUser, upstream: prime_models.ApiUser) -> PrimeUser:
+    """Mirror a role Kraken shows in force (a reconciled unknown outcome), keys included."""
+    keys = list(
+        ApiKey.objects.filter(user=user, revoked_at__isnull=True, missing_upstream_at__isnull=True)
+    )
+    before = user.snapshot()
+    permissions = list(prime_models.ROLE_PERMISSIONS.get(upstream.role or "", ()))
+    with transaction.atomic():
+        _store_role(user, keys, upstream, permissions)
+        audit_record(
+            actor=None,
+            action=AuditAction.PRIME_USER_ROLE_CHANGED,
+            target_type=TargetType.PRIME_USER,
+            target_id=user.prime_id,
+            before=before,
+            after=user.snapshot(),
+            prime_response=audit_json(upstream),
+            message="Kraken shows the change in force (reconciled)",
         )
     return user

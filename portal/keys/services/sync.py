@@ -16,9 +16,10 @@ from django.db import transaction
 from django.utils import timezone
 
 from portal.actors import Actor
-from portal.audit.models import AuditAction, TargetType
+from portal.approvals import services as approvals
+from portal.audit.models import AuditAction, AuditEvent, TargetType
 from portal.connection.door import call_prime
-from portal.keys.models import ApiKey
+from portal.keys.models import ApiKey, SyncBaseline
 from portal.users.models import PrimeUser
 from portal.users.services import (
     prime_user_flag_changed_outside,
@@ -43,6 +44,9 @@ class SyncReport:
     users_seen: int = 0
     keys_seen: int = 0
     differences: list[str] = field(default_factory=list)
+    baseline: bool = False  # the installation's first full sync: imported, not "changed"
+    # (target type, id) of what differed: open change requests on them are voided.
+    changed_targets: list[tuple[str, str]] = field(default_factory=list)
 
     @property
     def changed(self) -> bool:
@@ -68,15 +72,50 @@ def prime_sync(
     )
     now = timezone.now()
     with transaction.atomic():
-        users = prime_users_reconcile(actor=actor, upstream=upstream_users, only=user, now=now)
-        report = SyncReport(users_seen=len(upstream_users), differences=users.differences)
+        baseline = user is None and _first_sync_of_a_new_installation()
+        users = prime_users_reconcile(
+            actor=actor, upstream=upstream_users, only=user, now=now, baseline=baseline
+        )
+        report = SyncReport(
+            users_seen=len(upstream_users), differences=users.differences, baseline=baseline
+        )
         keys = ApiKey.objects.select_related("user")
         mirror = {k.prime_key_id: k for k in (keys if user is None else keys.filter(user=user))}
         for prime_id, owner in users.listed.items():
             _reconcile_keys(report, actor, owner, upstream_keys.get(prime_id, ()), mirror, now)
         for owner in users.newly_missing:
             _reconcile_keys(report, actor, owner, (), mirror, now)
+        report.changed_targets += [(TargetType.PRIME_USER, pid) for pid in users.changed]
+        if baseline:
+            SyncBaseline.objects.create(
+                taken_at=now,
+                users=report.users_seen,
+                keys=report.keys_seen,
+                actor_label=str(getattr(actor, "username", actor)),
+            )
+    _void_open_requests(report, actor)
     return report
+
+
+def _void_open_requests(report: SyncReport, actor: Actor) -> None:
+    """A target that changed at Kraken voids the change requests waiting on it (the engine
+    would void them at execution anyway; this says so at once, in the inbox)."""
+    for target_type, target_id in dict.fromkeys(report.changed_targets):
+        approvals.change_void_for_target(
+            target_type=str(target_type),
+            target_id=target_id,
+            actor=actor,
+            reason=f"{target_type} {target_id} changed at Kraken (found by a sync)",
+        )
+
+
+def _first_sync_of_a_new_installation() -> bool:
+    """No baseline yet, and the portal never held nor touched a Prime user or key (an
+    installation that already did, e.g. one upgraded to this version, has no baseline to take)."""
+    if SyncBaseline.objects.exists() or PrimeUser.objects.exists():
+        return False
+    touched = AuditEvent.objects.filter(target_type__in=(TargetType.PRIME_USER, TargetType.KEY))
+    return not touched.exclude(action=AuditAction.SYNC_DIFFERENCE).exists()  # a failed sync
 
 
 def _read_keys(
@@ -97,6 +136,7 @@ def _read_keys(
 def _difference(
     report: SyncReport, actor: Actor, key_id: str, message: str, before: object, after: object
 ) -> None:
+    report.changed_targets.append((TargetType.KEY, key_id))
     report.differences.append(
         record_sync_difference(
             actor=actor,
@@ -155,6 +195,18 @@ def _reconcile_keys(
         report.keys_seen += 1
         listed.add(up.id)
         mirror = mirror_keys.get(up.id)
+        if mirror is None and report.baseline:
+            mirror_keys[up.id] = ApiKey.objects.create(
+                prime_key_id=up.id,
+                user=owner,
+                public_key=up.api_key,
+                permissions=list(up.permissions),
+                whitelisted_ips=list(up.whitelisted_ips),
+                created_at=now,
+                updated_at=up.updated_at,
+                last_synced_at=now,
+            )
+            continue
         if mirror is None:
             mirror = ApiKey.objects.create(
                 prime_key_id=up.id,

@@ -8,6 +8,10 @@ from django.db import transaction
 from django.utils import timezone
 
 from portal.actors import Actor, SystemActor
+from portal.approvals import services as approvals
+from portal.approvals.models import ChangeKind
+from portal.approvals.policy import needs_approval
+from portal.approvals.services import ChangeOutcome
 from portal.audit.models import AuditAction, Outcome, TargetType
 from portal.audit.services import audit_record
 from portal.connection import door
@@ -21,7 +25,8 @@ from portal.settlement.services.common import (
     SettlementError,
     kraken_answer,
 )
-from portal.settlement.services.mirror import apply_batch, batch_apply
+from portal.settlement.services.mirror import apply_batch, audit_batch_created, batch_apply
+from portal.staff.models import Staff
 from portal.staff.roles import REQUEST_SETTLEMENT
 from primeapi import errors as prime_errors
 from primeapi import models as prime_models
@@ -61,21 +66,24 @@ def batch_create(*, asset_kind: str, actor: Actor) -> Batch:
     remote = attempt.result()
     with transaction.atomic():
         summary = apply_batch(remote=remote, actor=actor, now=timezone.now(), created=True)
-        audit_record(
-            actor=actor,
-            action=AuditAction.BATCH_CREATED,
-            target_type=TargetType.BATCH,
-            target_id=remote.id,
-            after={
-                "asset_kind": remote.asset_kind,
-                "status": remote.status,
-                "trade_count": remote.trade_count,
-                "legs": len(remote.legs),
-            },
-            prime_endpoint=CREATE_BATCH,
-            prime_response=kraken_answer(remote),
-        )
+        audit_batch_created(remote, actor=actor)
     return summary.batch
+
+
+def batch_create_request(*, asset_kind: str, actor: Staff) -> Batch | ChangeOutcome:
+    """Create a batch now, or, if the policy puts batch creation under approval, request it."""
+    if actor.has_perm(REQUEST_SETTLEMENT) and needs_approval(kind=ChangeKind.BATCH_CREATE):
+        try:
+            return approvals.change_request_create(
+                kind=ChangeKind.BATCH_CREATE,
+                target_id=asset_kind,
+                payload={"asset_kind": asset_kind},
+                actor=actor,
+                summary=f"Create a {asset_kind.replace('_', ' ')} settlement batch",
+            )
+        except approvals.ApprovalError as exc:
+            raise SettlementError(exc.message) from exc
+    return batch_create(asset_kind=asset_kind, actor=actor)
 
 
 def _creation_refused(

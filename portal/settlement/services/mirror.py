@@ -1,8 +1,8 @@
-"""The mirror: bring the local copy of a batch up to Kraken's answer, and reconcile.
+"""The mirror: bring the local copy of a batch up to Kraken's answer.
 
 `batch_apply` is the one way Kraken's view of a batch reaches the database: it
-audits status changes, voids unsent intents whose leg changed, follows sent
-intents to settled/failed, and decides intents whose outcome is unknown.
+audits status changes and voids the open leg requests (approvals engine, kind
+`settlement_leg`) whose leg changed or vanished at Kraken.
 """
 
 from __future__ import annotations
@@ -13,35 +13,31 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from portal.actors import Actor
-from portal.audit.models import AuditAction, Outcome, TargetType
+from portal.approvals.models import ChangeKind, ChangeRequest, RequestState
+from portal.approvals.services.requests import void_locked
+from portal.audit.models import AuditAction, TargetType
 from portal.audit.services import audit_record
 from portal.settlement import messages
-from portal.settlement.messages import amount_text
-from portal.settlement.models import (
-    OPEN_STATES,
-    UNSENT_STATES,
-    Batch,
-    IntentState,
-    Leg,
-    SettlementIntent,
-)
+from portal.settlement.messages import amount_text, what_text
+from portal.settlement.models import Batch, Leg, LegStatus, leg_audit_id
 from portal.settlement.services.common import (
+    CREATE_BATCH,
     GET_BATCH,
-    SETTLE,
     ApplySummary,
     JsonDict,
     audit_leg,
-    move_intent,
-    reconcile_grace,
-    submitting_stale_after,
+    kraken_answer,
 )
 from primeapi import models as prime_models
+
+# Requests not yet handed to Kraken: voided when their leg changes upstream.
+UNSENT_STATES = (RequestState.PENDING, RequestState.APPROVED)
 
 
 def batch_apply(
     *, remote: prime_models.SettlementBatch, actor: Actor, created: bool = False
 ) -> ApplySummary:
-    """Store one batch as Kraken reported it (mirror, intents, audit) in one transaction."""
+    """Store one batch as Kraken reported it (mirror, leg requests, audit) in one transaction."""
     with transaction.atomic():
         return apply_batch(remote=remote, actor=actor, now=timezone.now(), created=created)
 
@@ -52,31 +48,91 @@ def apply_batch(
     """Bring the mirror of one batch up to Kraken's answer; call inside `transaction.atomic()`.
 
     Every row lock is taken before the first audit event (which locks the chain
-    head): batch, legs, intents, then the chain, the order of every sender too.
+    head): batch, legs, the legs' unsent requests, then the chain, the order of
+    every sender too (the leg kind's `record` locks the leg before the request).
     """
     fields = _batch_fields(remote)
     batch, inserted = _lock_or_create_batch(remote, fields, now)
     legs = {
         leg.asset: leg for leg in Leg.objects.select_for_update(of=("self",)).filter(batch=batch)
     }
-    intents = list(
-        SettlementIntent.objects.select_for_update(of=("self",))
-        .select_related("batch")
-        .filter(batch=batch, state__in=OPEN_STATES)
+    leg_ids = [leg_audit_id(batch.prime_batch_id, asset) for asset in legs]
+    unsent = list(
+        ChangeRequest.objects.select_for_update()
+        .filter(kind=ChangeKind.SETTLEMENT_LEG, target_id__in=leg_ids, state__in=UNSENT_STATES)
         .order_by("pk")
     )
+    was_settled = {asset for asset, leg in legs.items() if leg.status == LegStatus.SETTLED}
     changes = _apply_batch_row(
         batch, remote, fields, inserted=inserted, actor=actor, now=now, created=created
     )
     remote_legs = {leg.asset: leg for leg in remote.legs}
     for asset, remote_leg in remote_legs.items():
         changes += _apply_leg(batch, legs.get(asset), remote_leg, actor=actor)
-    counts = {"voided": 0, "reconciled": 0, "settled": 0}
-    for intent in intents:
-        kind = _apply_intent(intent, remote_legs.get(intent.asset), actor=actor, now=now)
-        if kind:
-            counts[kind] += 1
-    return ApplySummary(batch=batch, changes=changes, **counts)
+    voided = 0
+    for change in unsent:
+        asset = change.target_id[len(batch.prime_batch_id) + 1 :]
+        voided += _void_if_changed(change, asset, remote_legs.get(asset), actor=actor)
+    settled = sum(
+        1
+        for asset, leg in remote_legs.items()
+        if leg.status == LegStatus.SETTLED and asset not in was_settled and not inserted
+    )
+    return ApplySummary(batch=batch, changes=changes, voided=voided, settled=settled)
+
+
+def _void_if_changed(
+    change: ChangeRequest, asset: str, remote_leg: prime_models.Leg | None, *, actor: Actor
+) -> int:
+    """Void an unsent leg request whose leg changed (or vanished) at Kraken; 1 if voided."""
+    if remote_leg is None:
+        now_state: JsonDict = {"leg": "not listed by Kraken"}
+        found = messages.VOID_LEG_GONE
+    else:
+        now_state = {
+            "direction": remote_leg.direction or "",
+            "amount": format(remote_leg.amount.normalize(), "f"),
+        }
+        found = messages.VOID_LEG_NOW.format(
+            direction=remote_leg.direction,
+            amount=amount_text(remote_leg.amount, asset),
+            asset=asset,
+        )
+    if now_state == change.target_fingerprint:
+        return 0
+    before = change.target_fingerprint if isinstance(change.target_fingerprint, dict) else {}
+    reason = messages.VOID.format(
+        what=what_text(str(before.get("direction", "")), str(before.get("amount", "")), asset),
+        found=found,
+    )
+    return int(
+        void_locked(
+            change,
+            actor=actor,
+            reason=reason,
+            before=change.target_fingerprint,
+            now_state=now_state,
+            from_states=UNSENT_STATES,
+        )
+    )
+
+
+def audit_batch_created(remote: prime_models.SettlementBatch, *, actor: Actor) -> None:
+    """The audit event of a batch Kraken made at the portal's request."""
+    audit_record(
+        actor=actor,
+        action=AuditAction.BATCH_CREATED,
+        target_type=TargetType.BATCH,
+        target_id=remote.id,
+        after={
+            "asset_kind": remote.asset_kind,
+            "status": remote.status,
+            "trade_count": remote.trade_count,
+            "legs": len(remote.legs),
+        },
+        prime_endpoint=CREATE_BATCH,
+        prime_response=kraken_answer(remote),
+    )
 
 
 def _batch_fields(remote: prime_models.SettlementBatch) -> JsonDict:
@@ -216,174 +272,3 @@ def _apply_leg(batch: Batch, leg: Leg | None, remote_leg: prime_models.Leg, *, a
         answer=remote_leg,
     )
     return 1
-
-
-def _apply_intent(
-    intent: SettlementIntent, remote_leg: prime_models.Leg | None, *, actor: Actor, now: datetime
-) -> str:
-    """Follow one open intent to what Kraken shows; the summary counter to bump, or ""."""
-    if intent.state in UNSENT_STATES:
-        if remote_leg is None or (remote_leg.amount, remote_leg.direction) != (
-            intent.amount,
-            intent.direction,
-        ):
-            void(intent=intent, remote_leg=remote_leg, actor=actor, now=now)
-            return "voided"
-        return ""
-    if intent.state == IntentState.SUBMITTED:
-        return "settled" if _follow_transfer(intent, remote_leg, actor=actor, now=now) else ""
-    if intent.state == IntentState.SUBMITTING:
-        if intent.submitting_at and now - intent.submitting_at < submitting_stale_after():
-            return ""  # a sender is still waiting for Kraken's answer
-        _mark_stale_submitting(intent, actor=actor)
-    if intent.state == IntentState.OUTCOME_UNKNOWN:
-        return "reconciled" if _reconcile(intent, remote_leg, actor=actor, now=now) else ""
-    return ""
-
-
-def void(
-    *,
-    intent: SettlementIntent,
-    remote_leg: prime_models.Leg | None,
-    actor: Actor,
-    now: datetime,
-) -> None:
-    """Void an unsent intent whose leg changed (or vanished) at Kraken."""
-    if remote_leg is None:
-        found = messages.VOID_LEG_GONE
-    else:
-        found = messages.VOID_LEG_NOW.format(
-            direction=remote_leg.direction,
-            amount=amount_text(remote_leg.amount),
-            asset=intent.asset,
-        )
-    note = messages.VOID.format(
-        direction=intent.direction,
-        amount=amount_text(intent.amount),
-        asset=intent.asset,
-        found=found,
-    )
-    move_intent(
-        intent,
-        {"state": IntentState.VOIDED, "finished_at": now, "note": note},
-        actor=actor,
-        action=AuditAction.LEG_VOIDED,
-        endpoint=GET_BATCH,
-        answer=remote_leg,
-        message=note,
-    )
-
-
-def void_against_mirror(*, intent: SettlementIntent, actor: Actor, now: datetime) -> None:
-    """Void an intent whose leg in the mirror no longer matches it."""
-    leg = intent.leg
-    remote_like = prime_models.Leg(
-        asset=leg.asset,
-        amount=leg.amount,
-        direction=leg.direction,
-        status=leg.status,
-        can_settle=leg.can_settle,
-    )
-    void(intent=intent, remote_leg=remote_like, actor=actor, now=now)
-
-
-def matches_mirror(*, intent: SettlementIntent) -> bool:
-    """True while the leg still shows the amount and direction the intent was made for."""
-    return (intent.leg.amount, intent.leg.direction) == (intent.amount, intent.direction)
-
-
-def _follow_transfer(
-    intent: SettlementIntent,
-    remote_leg: prime_models.Leg | None,
-    *,
-    actor: Actor,
-    now: datetime,
-) -> bool:
-    """Move a sent intent to settled or failed when its transfer finished; True if moved."""
-    transfer = remote_leg.latest_transfer if remote_leg else None
-    if transfer is None or transfer.id != intent.transfer_id:
-        return False
-    if transfer.status == prime_models.TransferStatus.COMPLETED:
-        state = IntentState.SETTLED
-        note = messages.TRANSFER_COMPLETED.format(transfer_id=transfer.id)
-        action, outcome = AuditAction.LEG_STATUS_CHANGED, Outcome.SUCCEEDED
-    elif transfer.status == prime_models.TransferStatus.FAILED:
-        state = IntentState.FAILED
-        note = messages.TRANSFER_FAILED.format(transfer_id=transfer.id)
-        action, outcome = AuditAction.LEG_SETTLE_FAILED, Outcome.FAILED
-    else:
-        return False
-    move_intent(
-        intent,
-        {"state": state, "finished_at": now, "note": note},
-        actor=actor,
-        action=action,
-        outcome=outcome,
-        endpoint=GET_BATCH,
-        answer=transfer,
-        message=note,
-    )
-    return True
-
-
-def _mark_stale_submitting(intent: SettlementIntent, *, actor: Actor) -> None:
-    move_intent(
-        intent,
-        {"state": IntentState.OUTCOME_UNKNOWN, "note": messages.STALE_SUBMITTING},
-        actor=actor,
-        action=AuditAction.LEG_OUTCOME_UNKNOWN,
-        outcome=Outcome.UNKNOWN,
-        endpoint=SETTLE,
-        message=messages.STALE_SUBMITTING,
-    )
-
-
-def _reconcile(
-    intent: SettlementIntent,
-    remote_leg: prime_models.Leg | None,
-    *,
-    actor: Actor,
-    now: datetime,
-) -> bool:
-    """Decide an unknown outcome from the leg Kraken reports; True if decided."""
-    transfer = remote_leg.latest_transfer if remote_leg else None
-    if transfer is not None and transfer.id != intent.prior_transfer_id:
-        changes = _found_transfer(intent, transfer, now=now)
-    else:
-        since = intent.submitting_at or intent.approved_at or now
-        if now - since < reconcile_grace():
-            intent.note = messages.RECONCILE_WAITING
-            intent.save(update_fields=["note"])
-            return False
-        status = remote_leg.status if remote_leg else "missing"
-        changes = {
-            "state": IntentState.FAILED,
-            "finished_at": now,
-            "note": messages.RECONCILED_NOT_SENT.format(status=status),
-        }
-    move_intent(
-        intent,
-        changes,
-        actor=actor,
-        action=AuditAction.LEG_RECONCILED,
-        endpoint=GET_BATCH,
-        answer=remote_leg,
-        message=str(changes["note"]),
-    )
-    return True
-
-
-def _found_transfer(
-    intent: SettlementIntent, transfer: prime_models.Transfer, *, now: datetime
-) -> JsonDict:
-    """The changes when Kraken shows a new transfer for an intent of unknown outcome."""
-    found = messages.RECONCILED_FOUND.format(transfer_id=transfer.id, status=transfer.status)
-    changes: JsonDict = {"transfer_id": transfer.id, "submitted_at": intent.submitted_at or now}
-    if transfer.status == prime_models.TransferStatus.COMPLETED:
-        note = messages.RECONCILED_SETTLED.format(found=found)
-        return changes | {"state": IntentState.SETTLED, "finished_at": now, "note": note}
-    if transfer.status == prime_models.TransferStatus.FAILED:
-        note = messages.RECONCILED_FAILED.format(found=found)
-        return changes | {"state": IntentState.FAILED, "finished_at": now, "note": note}
-    note = messages.RECONCILED_RUNNING.format(found=found)
-    return changes | {"state": IntentState.SUBMITTED, "note": note}

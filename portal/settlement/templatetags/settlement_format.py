@@ -1,4 +1,4 @@
-"""Template filters for settlement pages."""
+"""Template filters for amounts: the one formatting of `portal.settlement.messages`."""
 
 from __future__ import annotations
 
@@ -12,8 +12,8 @@ register = template.Library()
 
 
 @register.filter
-def amount(value: Decimal | None) -> str:
-    """A Decimal as plain text, without exponent or trailing zeros (45000, 1.5)."""
-    if value is None:
+def amount(value: Decimal | str | None, asset: str = "") -> str:
+    """An amount with digit grouping and the asset's own precision: ``{{ x|amount:"BTC" }}``."""
+    if value is None or value == "":
         return ""
-    return amount_text(Decimal(value))
+    return amount_text(value, asset or "")

@@ -35,6 +35,11 @@ class Command(BaseCommand):
                 result = prime_sync(actor=SystemActor.SYNC, progress=report)
             except PrimeActionFailed as failure:
                 raise CommandError(failure.message) from None
+        if result.baseline:
+            self.stdout.write(
+                f"First sync: {result.users_seen} user(s) and {result.keys_seen} key(s) imported "
+                "as the baseline (not marked as changed outside the portal)."
+            )
         self.stdout.write(
             f"Checked {result.users_seen} user(s) and {result.keys_seen} key(s): "
             f"{len(result.differences)} difference(s) recorded in the audit trail."

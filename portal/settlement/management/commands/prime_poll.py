@@ -19,7 +19,8 @@ logger = logging.getLogger("portal.settlement.poller")
 class Command(BaseCommand):
     help = (
         "Refresh active settlement batches and in-flight transfers from Kraken within a "
-        "request budget; expire stale intents; reconcile unknown outcomes. Runs until "
+        "request budget; expire overdue requests; send approved legs that no longer wait; "
+        "reconcile unknown outcomes. Runs until "
         "SIGINT/SIGTERM (or one cycle with --once)."
     )
 
