@@ -39,7 +39,9 @@ def _q(name: str) -> str:
 
 
 def _col(model: type[models.Model], field: str) -> str:
-    return _q(model._meta.get_field(field).column)
+    found = model._meta.get_field(field)
+    assert isinstance(found, models.Field)
+    return _q(str(found.column))
 
 
 def _table(model: type[models.Model]) -> str:
@@ -54,7 +56,7 @@ def _row_text(model: type[models.Model]) -> str:
     return " || '|' || ".join(parts)
 
 
-def _statement(prime_batch_id: str) -> tuple[str, list[object]]:
+def _statement(prime_batch_id: str) -> tuple[str, list[str]]:
     """The one statement and its parameters (identifiers from the models' metadata)."""
     batch_t, leg_t, change_t, event_t = (
         _table(Batch),
@@ -68,7 +70,7 @@ def _statement(prime_batch_id: str) -> tuple[str, list[object]]:
         f"SELECT CAST(%s AS TEXT) || ':' || {_col(Leg, 'asset')} FROM {leg_t} "
         f"WHERE {_col(Leg, 'batch')} = ({batch_sub})"
     )
-    leg_params: list[object] = [prime_batch_id, prime_batch_id]
+    leg_params: list[str] = [prime_batch_id, prime_batch_id]
     kind, target, state = (
         _col(ChangeRequest, "kind"),
         _col(ChangeRequest, "target_id"),
@@ -76,7 +78,7 @@ def _statement(prime_batch_id: str) -> tuple[str, list[object]]:
     )
     change_pk = _q(ChangeRequest._meta.pk.column)
     of_legs = f"{kind} = %s AND {target} IN ({leg_ids})"
-    of_legs_params: list[object] = [LEG_KIND, *leg_params]
+    of_legs_params: list[str] = [str(LEG_KIND), *leg_params]
     holding = ", ".join("%s" for _ in HOLDING_STATES)
     newest = f"SELECT MAX({change_pk}) FROM {change_t} WHERE {of_legs} GROUP BY {target}"
     change_ids = f"SELECT CAST({change_pk} AS TEXT) FROM {change_t} WHERE {of_legs}"
@@ -93,7 +95,7 @@ def _statement(prime_batch_id: str) -> tuple[str, list[object]]:
             f"OR ({e_type} = %s AND {e_target} IN ({change_ids}))",
         ]
     )
-    params: list[object] = [
+    params: list[str] = [
         prime_batch_id,
         prime_batch_id,
         *of_legs_params,
