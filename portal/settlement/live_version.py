@@ -48,66 +48,102 @@ def _table(model: type[models.Model]) -> str:
     return _q(model._meta.db_table)
 
 
-def _row_text(model: type[models.Model]) -> str:
+def _row_text(model: type[models.Model], alias: str = "") -> str:
     """All the model's columns as one text expression (NULL as empty)."""
+    prefix = f"{alias}." if alias else ""
     parts = [
-        f"COALESCE(CAST({_q(field.column)} AS TEXT), '')" for field in model._meta.concrete_fields
+        f"COALESCE(CAST({prefix}{_q(field.column)} AS TEXT), '')"
+        for field in model._meta.concrete_fields
     ]
     return " || '|' || ".join(parts)
 
 
 def _statement(prime_batch_id: str) -> tuple[str, list[str]]:
-    """The one statement and its parameters (identifiers from the models' metadata)."""
+    """The one statement and its parameters (identifiers from the models' metadata).
+
+    The legs' change requests are reached by joining the legs' audit ids (`<batch>:<asset>`)
+    on the (kind, target_id) index, and each leg's newest by a correlated MAX: an
+    `IN (subquery)` there made PostgreSQL scan every change request.
+    """
     batch_t, leg_t, change_t, event_t = (
         _table(Batch),
         _table(Leg),
         _table(ChangeRequest),
         _table(AuditEvent),
     )
+    pid = prime_batch_id
+    kind_value = str(LEG_KIND)
     batch_key = _col(Batch, "prime_batch_id")
     batch_sub = f"SELECT {_q(Batch._meta.pk.column)} FROM {batch_t} WHERE {batch_key} = %s"
     leg_ids = (
-        f"SELECT CAST(%s AS TEXT) || ':' || {_col(Leg, 'asset')} FROM {leg_t} "
-        f"WHERE {_col(Leg, 'batch')} = ({batch_sub})"
+        f"(SELECT CAST(%s AS TEXT) || ':' || {_col(Leg, 'asset')} AS tid FROM {leg_t} "
+        f"WHERE {_col(Leg, 'batch')} = ({batch_sub})) AS legids"
     )
-    leg_params: list[str] = [prime_batch_id, prime_batch_id]
-    kind, target, state = (
+    leg_params = [pid, pid]
+    kind, target, state, target_type = (
         _col(ChangeRequest, "kind"),
         _col(ChangeRequest, "target_id"),
         _col(ChangeRequest, "state"),
+        _col(ChangeRequest, "target_type"),
     )
-    change_pk = _q(ChangeRequest._meta.pk.column)
-    of_legs = f"{kind} = %s AND {target} IN ({leg_ids})"
-    of_legs_params: list[str] = [str(LEG_KIND), *leg_params]
+    leg_type = str(TargetType.LEG)
+    pk = _q(ChangeRequest._meta.pk.column)
     holding = ", ".join("%s" for _ in HOLDING_STATES)
-    newest = f"SELECT MAX({change_pk}) FROM {change_t} WHERE {of_legs} GROUP BY {target}"
-    change_ids = f"SELECT CAST({change_pk} AS TEXT) FROM {change_t} WHERE {of_legs}"
     e_type, e_target = _col(AuditEvent, "target_type"), _col(AuditEvent, "target_id")
-    sql = " UNION ALL ".join(
-        [
-            f"SELECT 0, {_row_text(Batch)} FROM {batch_t} WHERE {batch_key} = %s",
-            f"SELECT 1, {_row_text(Leg)} FROM {leg_t} WHERE {_col(Leg, 'batch')} = ({batch_sub})",
-            f"SELECT 2, {_row_text(ChangeRequest)} FROM {change_t} WHERE {of_legs} "
-            f"AND ({state} IN ({holding}) OR {change_pk} IN ({newest}))",
-            f"SELECT 3, COALESCE(CAST(MAX({_col(AuditEvent, 'seq')}) AS TEXT), '') "
-            f"FROM {event_t} WHERE ({e_type} = %s AND {e_target} = %s) "
-            f"OR ({e_type} = %s AND {e_target} IN ({leg_ids})) "
-            f"OR ({e_type} = %s AND {e_target} IN ({change_ids}))",
-        ]
+    seq = _col(AuditEvent, "seq")
+
+    requests_of_legs = (
+        f"SELECT CAST(r.{pk} AS TEXT) FROM {leg_ids} JOIN {change_t} r "
+        f"ON r.{target_type} = %s AND r.{target} = legids.tid AND r.{kind} = %s"
     )
-    params: list[str] = [
-        prime_batch_id,
-        prime_batch_id,
-        *of_legs_params,
-        *[str(s) for s in HOLDING_STATES],
-        *of_legs_params,
-        str(TargetType.BATCH),
-        prime_batch_id,
-        str(TargetType.LEG),
-        *leg_params,
-        str(TargetType.CHANGE_REQUEST),
-        *of_legs_params,
+
+    def newest_event(match: str) -> str:
+        return (
+            f"COALESCE(CAST((SELECT MAX({seq}) FROM {event_t} WHERE {e_type} = %s "
+            f"AND {e_target} {match}) AS TEXT), '')"
+        )
+
+    parts: list[tuple[str, list[str]]] = [
+        (f"SELECT 0, {_row_text(Batch)} FROM {batch_t} WHERE {batch_key} = %s", [pid]),
+        (
+            f"SELECT 1, {_row_text(Leg)} FROM {leg_t} WHERE {_col(Leg, 'batch')} = ({batch_sub})",
+            [pid],
+        ),
+        # The legs' open change requests ...
+        (
+            f"SELECT 2, {_row_text(ChangeRequest, 'c')} FROM {leg_ids} JOIN {change_t} c "
+            f"ON c.{target_type} = %s AND c.{target} = legids.tid AND c.{kind} = %s "
+            f"WHERE c.{state} IN ({holding})",
+            [*leg_params, leg_type, kind_value, *[str(s) for s in HOLDING_STATES]],
+        ),
+        # ... and each leg's newest.
+        (
+            f"SELECT 2, {_row_text(ChangeRequest, 'c')} FROM (SELECT (SELECT MAX(n.{pk}) "
+            f"FROM {change_t} n WHERE n.{target_type} = %s AND n.{target} = legids.tid "
+            f"AND n.{kind} = %s) AS newest FROM {leg_ids}) AS newest_of_leg "
+            f"JOIN {change_t} c ON c.{pk} = newest_of_leg.newest",
+            [leg_type, kind_value, *leg_params],
+        ),
+        # The newest event of the timeline, one MAX per kind of target: each walks the
+        # (target_type, target_id, -seq) index (an OR of the three scanned the trail).
+        (
+            f"SELECT 3, {newest_event('= %s')} || '|' "
+            f"|| {newest_event(f'IN (SELECT legids.tid FROM {leg_ids})')} || '|' "
+            f"|| {newest_event(f'IN ({requests_of_legs})')}",
+            [
+                str(TargetType.BATCH),
+                pid,
+                str(TargetType.LEG),
+                *leg_params,
+                str(TargetType.CHANGE_REQUEST),
+                *leg_params,
+                leg_type,
+                kind_value,
+            ],
+        ),
     ]
+    sql = " UNION ALL ".join(part for part, _ in parts)
+    params = [param for _, values in parts for param in values]
     return sql, params
 
 
