@@ -32,6 +32,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--repeat", type=int, default=15)
     parser.add_argument("--analyze", action="store_true", help="EXPLAIN ANALYZE the slowest")
     parser.add_argument("--manifest", help="default: var/bench/<database>-manifest.json")
+    parser.add_argument(
+        "--profile",
+        type=int,
+        default=0,
+        metavar="N",
+        help="also run N requests of each page under cProfile and print where the time goes",
+    )
     args = parser.parse_args(argv)
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "bench.settings")
     os.environ.setdefault("DJANGO_DEBUG", "false")
@@ -95,6 +102,8 @@ def main(argv: list[str] | None = None) -> int:
         )
         for index, entry in per_query.items():
             print(f"   {index:2d} {statistics.median(entry['ms']):7.2f} ms  {entry['sql'][:140]}")
+        if args.profile:
+            profile_page(client, urls[page], headers, args.profile)
         selects = [e for e in per_query.values() if e["sql"].lstrip().upper().startswith("SELECT")]
         if args.analyze and selects and connection.vendor == "postgresql":
             slowest = max(selects, key=lambda e: statistics.median(e["ms"]))
@@ -104,6 +113,26 @@ def main(argv: list[str] | None = None) -> int:
                 for (line,) in cursor.fetchall():
                     print(f"     {line}")
     return 0
+
+
+def profile_page(client, urls: list[str], headers: dict, count: int) -> None:
+    """`count` requests under cProfile: the functions with most time, own and cumulative."""
+    import cProfile
+    import io
+    import pstats
+
+    profiler = cProfile.Profile()
+    profiler.enable()
+    for n in range(count):
+        client.get(urls[n % len(urls)], **headers)
+    profiler.disable()
+    for order, limit in (("cumulative", 45), ("tottime", 25)):
+        out = io.StringIO()
+        stats = pstats.Stats(profiler, stream=out).strip_dirs().sort_stats(order)
+        stats.print_stats(limit)
+        text = out.getvalue()
+        print(f"   cProfile of {count} requests, by {order}:")
+        print("\n".join("     " + line for line in text.splitlines() if line.strip()))
 
 
 if __name__ == "__main__":

@@ -44,6 +44,7 @@ DEFAULT_PG = "postgresql://postgres@127.0.0.1:5432/portal_bench"
 _DB_NAME = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
 # Pages whose p95 the 50 ms target is about (the admin is the anchor, not a portal page).
 PORTAL_PAGES = (
+    "home",
     "users_list",
     "users_search",
     "user_keys",
@@ -60,6 +61,11 @@ TARGETS = {
     "admin_over_audit_p95": 20.0,
     "prepare_ratio_max": 0.5,
     "verify_events_per_s": 200_000,
+    # issue 13: ratios of server time (p50, inside Django) in the same run.
+    "admin_over_page_server_p50": 15.0,
+    "admin_over_audit_server_p50": 20.0,
+    "live_over_home_server_p50_max": 0.5,
+    "fixed_statements_max": 3,
 }
 
 
@@ -350,7 +356,9 @@ def build_plan(manifest: dict, base_url: str, options: argparse.Namespace) -> di
         if name in ("users_search", "batch_live"):
             page["headers"] = HTMX
         if name == "batch_live":
-            page["ok_statuses"] = [200, 286]
+            # 204: nothing changed since the version the fragment carries (htmx keeps it).
+            page["ok_statuses"] = [200, 204, 286]
+            page["follow"] = r'hx-get="([^"]*/live/\?v=[^"]*)"'
         if name in ANCHOR_PAGES:
             page["account"] = "admin"
         pages.append(page)
@@ -497,6 +505,7 @@ def evaluate(results: dict) -> list[dict]:
                     "note": "; ".join(f"{mode}: {r:.1f}x" for mode, r in ratios.items()),
                 }
             )
+    targets.extend(_server_ratio_targets(by_mode))
     signing = results.get("signing")
     if signing:
         targets.append(
@@ -533,6 +542,71 @@ def evaluate(results: dict) -> list[dict]:
                 "target": "50 watchers for a minute: Kraken calls <= poller budget",
                 "met": bool(poll.get("ok")),
                 "note": note,
+            }
+        )
+    return targets
+
+
+def _server_p50(page: dict | None) -> float | None:
+    if not page or not page.get("requests") or not page.get("server_ms"):
+        return None
+    return page["server_ms"].get("p50")
+
+
+def _server_ratio_targets(by_mode: dict[str, dict[str, dict]]) -> list[dict]:
+    """issue 13's targets, as ratios of server time (p50) within one run."""
+    targets: list[dict] = []
+    single = by_mode.get("single", {})
+    admin = _server_p50(single.get("admin_unfiltered"))
+    if admin:
+        for name in PORTAL_PAGES:
+            mine = _server_p50(single.get(name))
+            if mine:
+                ratio = admin / mine
+                targets.append(
+                    {
+                        "target": f"single: admin changelist server p50 / {name} >= 15",
+                        "value": round(ratio, 2),
+                        "met": ratio >= TARGETS["admin_over_page_server_p50"],
+                        "note": f"{admin:.1f} vs {mine:.2f} ms",
+                    }
+                )
+    for portal, anchor in (
+        ("audit_unfiltered", "admin_unfiltered"),
+        ("audit_filtered", "admin_filtered"),
+    ):
+        for mode, pages in by_mode.items():
+            mine, theirs = _server_p50(pages.get(portal)), _server_p50(pages.get(anchor))
+            if mine and theirs:
+                ratio = theirs / mine
+                targets.append(
+                    {
+                        "target": f"{mode}: admin server p50 / {portal} server p50 >= 20",
+                        "value": round(ratio, 2),
+                        "met": ratio >= TARGETS["admin_over_audit_server_p50"],
+                        "note": f"{theirs:.1f} vs {mine:.2f} ms",
+                    }
+                )
+    for mode, pages in by_mode.items():
+        live, home = _server_p50(pages.get("batch_live")), _server_p50(pages.get("home"))
+        if live and home:
+            ratio = live / home
+            targets.append(
+                {
+                    "target": f"{mode}: live poll server p50 <= 0.5 x home",
+                    "value": round(ratio, 3),
+                    "met": ratio <= TARGETS["live_over_home_server_p50_max"],
+                    "note": f"{live:.2f} vs {home:.2f} ms",
+                }
+            )
+    saturated = by_mode.get("saturation", {}).get("batch_live")
+    if saturated and saturated.get("requests"):
+        targets.append(
+            {
+                "target": "live poll saturation requests/s (recorded)",
+                "value": round(float(saturated["rps"]), 1),
+                "met": True,
+                "note": "recorded, no limit",
             }
         )
     return targets
@@ -776,6 +850,16 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--skip-anchors", action="store_true")
     parser.add_argument("--skip-poll", action="store_true")
     parser.add_argument("--keep", action="store_true", help="keep the quick run's work dir")
+    parser.add_argument(
+        "--profile",
+        nargs="+",
+        metavar="PAGE",
+        help="only profile these pages (cProfile through Django's test client, against an "
+        "already seeded database: see bench/explain.py) and write results/profile-PAGE.txt",
+    )
+    parser.add_argument(
+        "--profile-requests", type=int, default=200, help="requests per profiled page"
+    )
     options = parser.parse_args(argv)
     quick = options.quick
     defaults = {
@@ -801,8 +885,41 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     return options
 
 
+def profile(options: argparse.Namespace) -> int:
+    """`--profile PAGE...`: where a page's time goes, written to results/profile-PAGE.txt."""
+    db_url = options.db_url or DEFAULT_PG
+    env = {
+        **os.environ,
+        "PYTHONPATH": str(ROOT),
+        "DJANGO_SETTINGS_MODULE": "bench.settings",
+        "DJANGO_DEBUG": "false",
+        "DATABASE_URL": db_url,
+    }
+    out_dir = Path(options.out) if options.out else RESULTS
+    for page in options.profile:
+        command = [PY, "-m", "bench.explain", page, "--profile", str(options.profile_requests)]
+        done = subprocess.run(
+            command, cwd=ROOT, env=env, capture_output=True, text=True, check=False
+        )
+        if done.returncode != 0:
+            log(f"profile of {page} failed:\n{done.stderr[-2000:]}")
+            return 1
+        header = (
+            f"# bench/run --profile {page} ({options.profile_requests} requests)\n"
+            f"# {datetime.now(UTC).isoformat(timespec='seconds')}, commit "
+            f"{git_commit().get('commit', '?')}, CPU {machine()['cpu']}, load {loadavg()}\n"
+        )
+        path = out_dir / f"profile-{page}.txt"
+        path.write_text(header + done.stdout, encoding="utf-8")
+        print(header + done.stdout)
+        log(f"wrote {path}")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     options = parse_args(argv)
+    if options.profile:
+        return profile(options)
     try:
         results = run(options)
     except BenchError as exc:

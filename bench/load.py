@@ -20,6 +20,7 @@ Plan (JSON): {"base_url", "password", "concurrency", "warmup_s", "duration_s",
 from __future__ import annotations
 
 import argparse
+import html
 import http.client
 import json
 import random
@@ -218,6 +219,9 @@ def _worker(
     ok_statuses = set(scenario.get("ok_statuses") or [200])
     position = rng.randrange(len(urls))
     fixed = bool(scenario.get("think_fixed"))
+    # A polled fragment that carries its next URL (its version): follow it as htmx does.
+    follow = re.compile(scenario["follow"]) if scenario.get("follow") else None
+    followed = ""
     # Paced clients start spread over one think time, as people (or htmx timers) would.
     offset = rng.uniform(0, think_s) if think_s else 0.0
     time.sleep(max(0.0, start_at + offset - time.perf_counter()))
@@ -228,7 +232,7 @@ def _worker(
         # than the window (or a cold worker) still gets measured instead of silently not.
         if now >= stop_at and recorded:
             return
-        url = urls[position % len(urls)]
+        url = followed or urls[position % len(urls)]
         position += 1
         try:
             answer = client.request("GET", url, headers=headers)
@@ -236,6 +240,9 @@ def _worker(
             status, answer = 599, None
         else:
             status = answer.status
+            if follow is not None and status in (200, 286):
+                found = follow.search(answer.body.decode("utf-8", "replace"))
+                followed = html.unescape(found.group(1)) if found else ""
         # Every request started in the window counts, however long it takes to answer.
         if now >= measure_from:
             recorded += 1

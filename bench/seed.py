@@ -379,6 +379,7 @@ def plan_urls(manifest: dict) -> dict:
     live = manifest["live_batch_id"]
     filters = audit_filters(manifest)
     wanted = {
+        "home": lambda: [reverse("home")],
         "users_list": lambda: [reverse("users:list")],
         "users_search": lambda: [
             f"{reverse('users:list')}?q={term}" for term in manifest["search_terms"]

@@ -63,11 +63,14 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
-    "django.contrib.sessions.middleware.SessionMiddleware",
+    # Django's SessionMiddleware, writing an unchanged session at most once a minute.
+    "portal.staff.sessions.PortalSessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django_otp.middleware.OTPMiddleware",
+    # Roles and permissions from the session (read once per session, dropped on a change).
+    "portal.staff.middleware.SessionAccessMiddleware",
     # Django's LoginRequiredMiddleware, answering htmx requests with HX-Redirect.
     "portal.staff.middleware.PortalLoginRequiredMiddleware",
     # Half-signed-in people see only the two-factor pages (needs OTPMiddleware above).
@@ -150,9 +153,12 @@ LOGIN_URL = "staff:login"
 LOGIN_REDIRECT_URL = "home"
 LOGOUT_REDIRECT_URL = "staff:login"
 
-# Short idle sessions: every request pushes the expiry forward.
+# Short idle sessions: activity pushes the expiry forward.
 SESSION_COOKIE_AGE = env_int("PORTAL_SESSION_IDLE_SECONDS", 30 * 60)
-SESSION_SAVE_EVERY_REQUEST = True
+# The expiry moves forward when the session is written: on a change, or when its idle
+# mark is more than a minute old (portal.staff.sessions), not on every request.
+SESSION_ENGINE = "portal.staff.sessions"
+SESSION_SAVE_EVERY_REQUEST = False
 SESSION_EXPIRE_AT_BROWSER_CLOSE = True
 SESSION_COOKIE_HTTPONLY = True
 SESSION_COOKIE_SAMESITE = "Lax"

@@ -56,6 +56,16 @@ def outsider(db, django_user_model):
     return make_staff("oscar.outsider")
 
 
+@pytest.fixture(autouse=True)
+def _fresh_cache():
+    """Every test starts with an empty cache (the two-factor requirement and the status strip
+    are cached for a few seconds; a rolled-back test must not leave them to the next)."""
+    from django.core.cache import cache
+
+    cache.clear()
+    yield
+
+
 @pytest.fixture(scope="session")
 def sandbox():
     """The real Prime sandbox, serving HTTP on a free loopback port for the whole session."""

@@ -162,6 +162,9 @@ def record_call(
             _written.pop(fingerprint, None)
         logger.warning("could not record the Prime connection's health", exc_info=True)
         return False
+    from portal.connection.selectors import connection_status_forget
+
+    connection_status_forget(fingerprint)
     return True
 
 

@@ -5,12 +5,25 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
+from django.core.cache import cache
 from django.db.models import OuterRef, Subquery
 
 from portal.connection import resolve
 from portal.connection.models import ConnectionHealth, HealthStatus, StoredConnection
 
-__all__ = ["PrimeStatus", "connection_status", "stored_connection_get"]
+__all__ = [
+    "PrimeStatus",
+    "connection_status",
+    "connection_status_cached",
+    "connection_status_forget",
+    "connection_status_warm",
+    "stored_connection_get",
+]
+
+# The status strip is on every signed-in page: its row is read at most this often per
+# shared cache (and dropped at once by the process that records a change).
+STATUS_CACHE_SECONDS = 15
+_STATUS_CACHE_KEY = "portal:connection:status:{}"
 
 
 def stored_connection_get() -> StoredConnection | None:
@@ -91,3 +104,31 @@ def connection_status() -> PrimeStatus:
         )
     health = {name: stored[f"h_{name}"] for name in _HEALTH_FIELDS}
     return _status(stored["api_url"], resolve.ConnectionSource.SETTINGS_PAGE, health)
+
+
+def connection_status_cached() -> PrimeStatus:
+    """connection_status() through the shared cache (a few seconds' life): the strip's read."""
+    try:
+        found = resolve.environment_connection()
+    except resolve.PrimeNotConfigured as exc:
+        return PrimeStatus(configured=False, problem=str(exc))
+    key = _STATUS_CACHE_KEY.format(found.fingerprint if found is not None else "stored")
+    status = cache.get(key)
+    if isinstance(status, PrimeStatus):
+        return status
+    status = connection_status()
+    cache.set(key, status, STATUS_CACHE_SECONDS)
+    return status
+
+
+def connection_status_warm(**kwargs: object) -> None:
+    """Read the strip into the cache as someone signs in (their first page will show it)."""
+    connection_status_cached()
+
+
+def connection_status_forget(fingerprint: str = "", **kwargs: object) -> None:
+    """Drop the cached strip (after a health write, or the stored connection changed)."""
+    keys = [_STATUS_CACHE_KEY.format("stored")]
+    if fingerprint:
+        keys.append(_STATUS_CACHE_KEY.format(fingerprint))
+    cache.delete_many(keys)

@@ -25,6 +25,7 @@ from portal.audit.services import audit_refusal
 from portal.settlement import messages as say
 from portal.settlement import selectors, services
 from portal.settlement.forms import ApproveLegsForm, BatchCreateForm, BatchFilterForm, RejectForm
+from portal.settlement.live_version import live_version
 from portal.settlement.models import Batch, Leg
 from portal.staff.access import require_perm
 from portal.staff.models import Staff
@@ -140,12 +141,22 @@ def batch_detail(request: StaffRequest, prime_batch_id: str) -> HttpResponse:
 @require_GET
 @require_perm(VIEW_PORTAL)
 def batch_live(request: StaffRequest, prime_batch_id: str) -> HttpResponse:
-    """The polled fragment: batch state and leg rows, from the portal's database only."""
-    live = _live_or_404(prime_batch_id, request.user)
+    """The polled fragment: batch state and leg rows, from the portal's database only.
+
+    Nothing changed since the version the fragment carries (`?v=`): 204, which htmx leaves
+    alone, after one statement and no template (portal/settlement/live_version.py).
+    """
     if not wants_fragment(request):
         return redirect("settlement:batch-detail", prime_batch_id=prime_batch_id)
+    user = request.user
+    viewer = (user.pk, user.has_perm(REQUEST_SETTLEMENT), user.has_perm(APPROVE_SETTLEMENT))
+    version = live_version(prime_batch_id=prime_batch_id, viewer_key=viewer)
+    if version is not None and request.GET.get("v") == version:
+        return HttpResponse(status=204)
+    live = _live_or_404(prime_batch_id, request.user)
     # A final batch changes no more: htmx stops polling on this answer.
-    return render_htmx(request, DETAIL, "live", {"live": live}, stop_polling=live.batch.is_final)
+    context = {"live": live, "live_version": version or ""}
+    return render_htmx(request, DETAIL, "live", context, stop_polling=live.batch.is_final)
 
 
 def _after_action(

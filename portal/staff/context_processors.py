@@ -27,7 +27,9 @@ def portal_context(request: HttpRequest) -> dict[str, Any]:
     path = request.path
     for item in nav:
         item["active"] = path == item["url"] or path.startswith(item["url"].rstrip("/") + "/")
-    # One query; groups that are not portal roles are left out.
-    held = {name for name in user.groups.values_list("name", flat=True)}
-    roles = [role.value for role in Role if role.value in held]
+    roles = getattr(user, "role_names", None)
+    if roles is None:
+        # Not set by SessionAccessMiddleware: one query; groups that are not roles are left out.
+        held = {name for name in user.groups.values_list("name", flat=True)}
+        roles = [role.value for role in Role if role.value in held]
     return {"nav_items": nav, "user_roles": roles, "portal_env": settings.PORTAL_ENV}

@@ -13,7 +13,7 @@ from django.urls import reverse
 from django.utils.deprecation import MiddlewareMixin
 from django_htmx.http import HttpResponseClientRedirect
 
-from portal.staff import selectors
+from portal.staff import selectors, session_access
 from portal.staff.models import Staff
 from portal.web import is_htmx
 
@@ -99,3 +99,27 @@ class TwoFactorMiddleware(MiddlewareMixin):
         if request.method == "GET":
             return redirect(f"{url}?{urlencode({'next': request.get_full_path()})}")
         return redirect(url)
+
+
+class SessionAccessMiddleware:
+    """Gives the signed-in person their roles and permissions from the session (read from
+    the database once per session; see portal/staff/session_access.py).
+
+    After AuthenticationMiddleware; before anything that checks a permission.
+    """
+
+    def __init__(self, get_response: Callable[[HttpRequest], HttpResponseBase]) -> None:
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest) -> HttpResponseBase:
+        user = request.user
+        if not user.is_authenticated:
+            return self.get_response(request)
+        # request.user is a lazy proxy: attributes set on it land on the Staff it wraps.
+        staff: Staff = user
+        session_access.apply(staff, request.session)
+        token = session_access.bind(staff.pk, request.session)
+        try:
+            return self.get_response(request)
+        finally:
+            session_access.unbind(token)

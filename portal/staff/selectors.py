@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from django.contrib.auth import get_user_model
+from django.core.cache import cache
 from django.db.models import Exists, OuterRef, Prefetch, QuerySet
 from django_otp.plugins.otp_totp.models import TOTPDevice
 
@@ -62,11 +63,27 @@ def security_settings_get() -> PortalSecurity:
     return found or PortalSecurity(pk=PortalSecurity.SINGLETON_ID)
 
 
+TWO_FACTOR_REQUIRED_CACHE_KEY = "portal:staff:two-factor-required"
+# Asked on every request of a person without an authenticator app: kept in the shared cache
+# this long (and dropped at once in the process that changes it, see apps.py).
+TWO_FACTOR_REQUIRED_CACHE_SECONDS = 15
+
+
 def two_factor_required() -> bool:
-    """Whether an Admin requires two-factor sign-in for everyone."""
-    return PortalSecurity.objects.filter(
+    """Whether an Admin requires two-factor sign-in for everyone (cached a few seconds)."""
+    cached = cache.get(TWO_FACTOR_REQUIRED_CACHE_KEY)
+    if cached is not None:
+        return bool(cached)
+    required = PortalSecurity.objects.filter(
         pk=PortalSecurity.SINGLETON_ID, require_two_factor=True
     ).exists()
+    cache.set(TWO_FACTOR_REQUIRED_CACHE_KEY, required, TWO_FACTOR_REQUIRED_CACHE_SECONDS)
+    return required
+
+
+def two_factor_required_forget(**kwargs: object) -> None:
+    """Drop the cached requirement (connected to PortalSecurity's post_save)."""
+    cache.delete(TWO_FACTOR_REQUIRED_CACHE_KEY)
 
 
 def otp_confirmed_device(*, staff: Staff) -> TOTPDevice | None:

@@ -30,6 +30,18 @@ def _queries(client, url: str, **headers) -> int:
     return len(queries)
 
 
+@pytest.fixture(autouse=True)
+def _caches_outlive_the_test(monkeypatch):
+    """The two-factor requirement and the status strip are cached for seconds; drawing a
+    page of 10,000 rows on a busy machine can take longer than that. These counts are about
+    rows, not time, so the cache lives as long as the test."""
+    from portal.connection import selectors as connection_selectors
+    from portal.staff import selectors as staff_selectors
+
+    monkeypatch.setattr(staff_selectors, "TWO_FACTOR_REQUIRED_CACHE_SECONDS", 3600)
+    monkeypatch.setattr(connection_selectors, "STATUS_CACHE_SECONDS", 3600)
+
+
 @pytest.fixture
 def viewing(client, viewer):
     client.force_login(viewer)
