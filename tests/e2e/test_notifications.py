@@ -46,6 +46,43 @@ def _link(message) -> str:
     return re.search(r"Open it in the portal: (\S+)", text).group(1)
 
 
+def _the_approver_is_emailed(smtp, live_server) -> str:
+    """The worker's delivery job emails the Approver; returns the link in the email."""
+    assert deliver_due().sent == 1
+    [mail] = smtp.box.messages
+    assert mail["To"] == "approver@example.test"
+    assert str(mail["Subject"]).strip().startswith("[Prime Ops] Waiting for your vote")
+    link = _link(mail)
+    assert re.fullmatch(rf"{re.escape(live_server.url)}/approvals/\d+/", link)
+    return link
+
+
+def _the_approver_follows_it_and_approves(new_page, approver, link: str) -> None:
+    """Signing in first (password, then a code), then approving with the next code."""
+    device = confirmed_device(approver)
+    ap = new_page()
+    ap.goto(link)
+    ap.fill("input[name=username]", approver.get_username())
+    ap.fill("input[name=password]", PASSWORD)
+    ap.click("button[type=submit]")
+    enter_code(ap, device)
+    ap.wait_for_url(link)
+    ap.fill("#change-panel input[name=code]", unused_code(device))
+    ap.click("#change-panel button:has-text('Approve')")
+    expect(ap.locator("#change-panel .badge").first).to_have_text(re.compile("Done|Approved"))
+
+
+def _the_operator_sees_the_outcome(op, live_server, link: str) -> None:
+    """The Operator's notifications page shows the outcome and leads back to the request."""
+    deliver_due()
+    op.click("nav >> text=Notifications")
+    op.wait_for_url(f"{live_server.url}/notifications/")
+    row = op.locator("#notifications tr.notification").first
+    expect(row).to_contain_text("Your request was approved")
+    row.locator("a").click()
+    op.wait_for_url(link)
+
+
 def test_a_leg_request_emails_the_approver_who_approves_and_the_operator_is_told(
     new_page, live_server, operator, approver, prime_settings, settings, smtp
 ):
@@ -72,37 +109,13 @@ def test_a_leg_request_emails_the_approver_who_approves_and_the_operator_is_told
     _row(op, asset).get_by_role("button", name="Request settlement").click()
     expect(_row(op, asset)).to_have_attribute("data-request-state", "pending")
 
-    # The worker's delivery job emails the Approver, with a link to the request.
-    assert deliver_due().sent == 1
-    [mail] = smtp.box.messages
-    assert mail["To"] == "approver@example.test"
-    assert str(mail["Subject"]).strip().startswith("[Prime Ops] Waiting for your vote")
-    link = _link(mail)
-    assert re.fullmatch(rf"{re.escape(live_server.url)}/approvals/\d+/", link)
+    link = _the_approver_is_emailed(smtp, live_server)
 
-    # The Approver follows the link (signing in first) and approves with a code.
-    device = confirmed_device(approver)
-    ap = new_page()
-    ap.goto(link)
-    ap.fill("input[name=username]", approver.get_username())
-    ap.fill("input[name=password]", PASSWORD)
-    ap.click("button[type=submit]")
-    enter_code(ap, device)
-    ap.wait_for_url(link)
-    ap.fill("#change-panel input[name=code]", unused_code(device))
-    ap.click("#change-panel button:has-text('Approve')")
-    expect(ap.locator("#change-panel .badge").first).to_have_text(re.compile("Done|Approved"))
+    _the_approver_follows_it_and_approves(new_page, approver, link)
     settle = prime_settings.control.calls("SettlePrimeSettlementBatchAsset", executed=True)
     assert len(settle) == 1
 
-    # The Operator's notifications page shows the outcome and leads back to the request.
-    deliver_due()
-    op.click("nav >> text=Notifications")
-    op.wait_for_url(f"{live_server.url}/notifications/")
-    row = op.locator("#notifications tr.notification").first
-    expect(row).to_contain_text("Your request was approved")
-    row.locator("a").click()
-    op.wait_for_url(link)
+    _the_operator_sees_the_outcome(op, live_server, link)
 
 
 def test_the_approver_follows_the_email_and_the_operator_sees_the_outcome(
@@ -126,32 +139,8 @@ def test_the_approver_follows_the_email_and_the_operator_sees_the_outcome(
     op.click("text=Send the role change to Kraken")
     expect(op.locator("#user-panel .sent-for-approval")).to_contain_text("Sent for approval")
 
-    # The worker's delivery job sends the email to the Approver.
-    assert deliver_due().sent == 1
-    [mail] = smtp.box.messages
-    assert mail["To"] == "approver@example.test"
-    assert str(mail["Subject"]).strip().startswith("[Prime Ops] Waiting for your vote")
-    link = _link(mail)
-    assert re.fullmatch(rf"{re.escape(live_server.url)}/approvals/\d+/", link)
+    link = _the_approver_is_emailed(smtp, live_server)
 
-    # The Approver follows the link (signing in first), and approves with a code.
-    device = confirmed_device(approver)
-    ap = new_page()
-    ap.goto(link)
-    ap.fill("input[name=username]", approver.get_username())
-    ap.fill("input[name=password]", PASSWORD)
-    ap.click("button[type=submit]")
-    enter_code(ap, device)
-    ap.wait_for_url(link)
-    ap.fill("#change-panel input[name=code]", unused_code(device))
-    ap.click("#change-panel button:has-text('Approve')")
-    expect(ap.locator("#change-panel .badge").first).to_have_text(re.compile("Done|Approved"))
+    _the_approver_follows_it_and_approves(new_page, approver, link)
 
-    # The Operator's notifications page shows the outcome.
-    deliver_due()
-    op.click("nav >> text=Notifications")
-    op.wait_for_url(f"{live_server.url}/notifications/")
-    row = op.locator("#notifications tr.notification").first
-    expect(row).to_contain_text("Your request was approved")
-    row.locator("a").click()
-    op.wait_for_url(link)
+    _the_operator_sees_the_outcome(op, live_server, link)
