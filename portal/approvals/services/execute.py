@@ -131,41 +131,30 @@ def _finish(
             )
             return ChangeOutcome(change, "success", messages.EXECUTED, attempt.value)
         answer = error_answer(attempt.error) if attempt.error else None
-        if attempt.outcome_unknown:
-            _set_state(
-                change,
-                RequestState.OUTCOME_UNKNOWN,
-                executed_at=now,
-                result=answer,
-                result_message=messages.OUTCOME_UNKNOWN,
-            )
-            audit_change(
-                change,
-                actor=actor,
-                action=AuditAction.CHANGE_OUTCOME_UNKNOWN,
-                outcome=Outcome.UNKNOWN,
-                prime_endpoint=endpoint,
-                prime_response=answer,
-                message=attempt.message,
-            )
-            return ChangeOutcome(change, "error", messages.OUTCOME_UNKNOWN)
+        # Kraken may have made the change (unknown) or answered that it did not (failed).
+        unknown = attempt.outcome_unknown
+        shown = messages.OUTCOME_UNKNOWN if unknown else attempt.message
         _set_state(
             change,
-            RequestState.FAILED,
+            RequestState.OUTCOME_UNKNOWN if unknown else RequestState.FAILED,
             executed_at=now,
             result=answer,
-            result_message=attempt.message,
+            result_message=shown,
         )
         audit_change(
             change,
             actor=actor,
-            action=AuditAction.CHANGE_EXECUTION_FAILED,
-            outcome=Outcome.FAILED,
+            action=(
+                AuditAction.CHANGE_OUTCOME_UNKNOWN
+                if unknown
+                else AuditAction.CHANGE_EXECUTION_FAILED
+            ),
+            outcome=Outcome.UNKNOWN if unknown else Outcome.FAILED,
             prime_endpoint=endpoint,
             prime_response=answer,
             message=attempt.message,
         )
-        return ChangeOutcome(change, "error", attempt.message)
+        return ChangeOutcome(change, "error", shown)
 
 
 def change_execute(*, change_id: int, actor: Actor) -> ChangeOutcome:
