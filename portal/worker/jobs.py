@@ -16,34 +16,39 @@ from portal.notifications.events import (
     notify_pending_transfers,
     send_daily_digest,
 )
-from portal.worker.ledger import run_once
+from portal.worker.ledger import intended_time, run_once
 
 MINUTE = 60
 DAY = 24 * 60 * 60
 
 
-def expire_change_requests() -> bool:
+def expire_change_requests(intended: str | None = None) -> bool:
     """Expire change requests past their deadline (`change_expire_due`)."""
     return run_once(
-        "expire_change_requests", MINUTE, lambda: change_expire_due(actor=SystemActor.EXPIRY)
+        "expire_change_requests",
+        MINUTE,
+        lambda: change_expire_due(actor=SystemActor.EXPIRY),
+        now=intended_time(intended),
     )
 
 
-def deliver_notifications() -> int:
+def deliver_notifications(intended: str | None = None) -> int:
     """Send what is due in the outbox (claims make it safe to run anywhere, any number of times)."""
     return deliver_due().sent
 
 
-def check_pending_transfers() -> bool:
+def check_pending_transfers(intended: str | None = None) -> bool:
     """Tell people about transfers pending longer than NOTIFY_TRANSFER_PENDING_MINUTES."""
-    return run_once("check_pending_transfers", 5 * MINUTE, notify_pending_transfers)
+    return run_once(
+        "check_pending_transfers", 5 * MINUTE, notify_pending_transfers, now=intended_time(intended)
+    )
 
 
-def daily_digest() -> bool:
+def daily_digest(intended: str | None = None) -> bool:
     """One digest per person of what waits for them."""
-    return run_once("daily_digest", DAY, send_daily_digest)
+    return run_once("daily_digest", DAY, send_daily_digest, now=intended_time(intended))
 
 
-def key_expiry_reminders() -> bool:
+def key_expiry_reminders(intended: str | None = None) -> bool:
     """Keys that expire soon (keys get expiry dates in a later issue; none expire yet)."""
-    return run_once("key_expiry_reminders", DAY, notify_keys_expiring)
+    return run_once("key_expiry_reminders", DAY, notify_keys_expiring, now=intended_time(intended))

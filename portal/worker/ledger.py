@@ -26,10 +26,28 @@ def slot_of(period_seconds: int, now: datetime) -> str:
     return datetime.fromtimestamp(start, tz=UTC).strftime("%Y-%m-%dT%H:%M:%S")
 
 
+def intended_time(intended: str | None) -> datetime:
+    """The time a schedule meant a run for (django-q2 passes it as ISO text), else now.
+
+    Slots come from this time, not from when the job happens to run: the queue's
+    scheduler looks every 30 seconds or so, so runs of a one-minute schedule anchored
+    at :41 can start at 12:30:13 and 12:30:43 (two in one wall-clock minute), while
+    their intended times, exactly one period apart, always fall in different slots.
+    """
+    if not intended:
+        return timezone.now()
+    found = datetime.fromisoformat(intended)
+    return found if found.tzinfo else found.replace(tzinfo=UTC)
+
+
 def run_once(
     job: str, period_seconds: int, work: Callable[[], object], *, now: datetime | None = None
 ) -> bool:
-    """Claim (job, slot) in the ledger, then run `work`; False if another run had the slot."""
+    """Claim (job, slot) in the ledger, then run `work`; False if another run had the slot.
+
+    `now` is the run's intended time (see `intended_time`); a second run for the same
+    intended time (a job handed out again by the queue) finds its slot taken.
+    """
     now = now or timezone.now()
     slot = slot_of(period_seconds, now)
     try:

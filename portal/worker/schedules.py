@@ -2,6 +2,10 @@
 
 A later job is one more entry here plus a migration that calls `ensure_schedules`
 again (it only adds what is missing and fixes changed periods).
+
+Every schedule hands its job the time the run was meant for (`intended`, django-q2's
+`intended_date_kwarg`): the job's once-per-slot ledger counts slots from that time,
+not from when the queue got round to it.
 """
 
 from __future__ import annotations
@@ -10,6 +14,8 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from django.utils import timezone
+
+INTENDED_KWARG = "intended"
 
 
 @dataclass(frozen=True)
@@ -51,11 +57,17 @@ def ensure_schedules(schedule_model: type, now: datetime | None = None) -> int:
                 minutes=None if schedule_type == "D" else job.minutes,
                 repeats=-1,
                 next_run=_first_run(job, now),
+                intended_date_kwarg=INTENDED_KWARG,
             )
             created += 1
-        elif found.func != job.func or (schedule_type == "I" and found.minutes != job.minutes):
+        elif (
+            found.func != job.func
+            or (schedule_type == "I" and found.minutes != job.minutes)
+            or found.intended_date_kwarg != INTENDED_KWARG
+        ):
             found.func = job.func
             found.minutes = None if schedule_type == "D" else job.minutes
             found.schedule_type = schedule_type
+            found.intended_date_kwarg = INTENDED_KWARG
             found.save()
     return created

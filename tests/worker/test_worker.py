@@ -9,7 +9,7 @@ import pytest
 
 from portal.worker.budget import SharedTokenBucket
 from portal.worker.leader import FileLeaderLock
-from portal.worker.ledger import run_once
+from portal.worker.ledger import intended_time, run_once
 from portal.worker.models import JobRun, Leadership
 from portal.worker.runner import POLLER_ROLE, lead_or_wait
 
@@ -40,6 +40,45 @@ def test_a_job_runs_once_per_slot(db):
     assert run_once("expire", 60, lambda: calls.append(3), now=at + timedelta(seconds=60))
     assert calls == [1, 3]
     assert JobRun.objects.filter(job="expire").count() == 2
+
+
+def test_slots_follow_the_intended_time_not_the_moment_the_queue_ran_the_job(db):
+    """A one-minute schedule anchored at :41 whose runs the queue's 30-second scheduler
+    starts at 12:30:13 and 12:30:43: both are runs of their own minute and both run;
+    the same intended time handed out a second time is skipped."""
+    calls = []
+    first, second = "2026-01-01T12:29:41.600000+00:00", "2026-01-01T12:30:41.600000+00:00"
+    assert run_once("expire", 60, lambda: calls.append(1), now=intended_time(first))
+    assert run_once("expire", 60, lambda: calls.append(2), now=intended_time(second))
+    assert not run_once("expire", 60, lambda: calls.append(3), now=intended_time(second))
+    assert calls == [1, 2]
+    assert sorted(JobRun.objects.values_list("slot", flat=True)) == [
+        "2026-01-01T12:29:00",
+        "2026-01-01T12:30:00",
+    ]
+
+
+def test_the_queue_hands_each_scheduled_job_its_intended_time(db, monkeypatch):
+    """django-q2's own scheduler, run in-process (sync), passes `intended` to the job."""
+    from django_q.conf import Conf
+    from django_q.models import Schedule
+    from django_q.scheduler import scheduler
+
+    from portal.worker.schedules import INTENDED_KWARG, ensure_schedules
+
+    Schedule.objects.all().delete()
+    ensure_schedules(Schedule)
+    assert set(Schedule.objects.values_list("intended_date_kwarg", flat=True)) == {INTENDED_KWARG}
+    meant = datetime(2026, 1, 1, 12, 29, 41, 600000, tzinfo=UTC)
+    Schedule.objects.filter(name="expire change requests").update(next_run=meant)
+    Schedule.objects.exclude(name="expire change requests").update(
+        next_run=datetime(2099, 1, 1, tzinfo=UTC)
+    )
+    monkeypatch.setattr(Conf, "SYNC", True)
+    scheduler()
+    assert list(JobRun.objects.values_list("job", "slot")) == [
+        ("expire_change_requests", "2026-01-01T12:29:00")
+    ]
 
 
 class _Lock:
