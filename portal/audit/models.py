@@ -65,6 +65,8 @@ class AuditAction(models.TextChoices):
     CHANGE_RECONCILED = "change_reconciled", "Change reconciled with Kraken"
     CHANGE_REVIEWED = "change_reviewed", "Change reviewed afterwards"
     APPROVAL_POLICY_CHANGED = "approval_policy_changed", "Approval policy changed"
+    WEBHOOK_SAVED = "webhook_saved", "Notification webhook saved"
+    WEBHOOK_REMOVED = "webhook_removed", "Notification webhook removed"
     # Audit
     AUDIT_EXPORTED = "audit_exported", "Audit trail exported"
 
@@ -79,6 +81,7 @@ class TargetType(models.TextChoices):
     AUDIT = "audit", "Audit trail"
     CHANGE_REQUEST = "change_request", "Change request"
     APPROVAL_POLICY = "approval_policy", "Approval policy"
+    WEBHOOK = "webhook", "Notification webhook"
     PAGE = "page", "Page"
 
 

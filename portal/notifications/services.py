@@ -10,11 +10,16 @@ from __future__ import annotations
 import hashlib
 import logging
 from collections.abc import Iterable
+from urllib.parse import urlsplit
 
 from django.conf import settings
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
+from portal.actors import Actor
+from portal.audit.models import AuditAction, TargetType
+from portal.audit.services import audit_record
+from portal.connection.crypto import encrypt_secret
 from portal.notifications.models import (
     EMAIL_BY_DEFAULT,
     Channel,
@@ -22,6 +27,7 @@ from portal.notifications.models import (
     EventType,
     Notification,
     Preference,
+    WebhookEndpoint,
 )
 from portal.staff.models import Staff
 
@@ -122,3 +128,61 @@ def mark_all_read(staff: Staff) -> int:
     return Notification.objects.filter(recipient=staff, read_at__isnull=True).update(
         read_at=timezone.now()
     )
+
+
+def webhook_summary(endpoint: WebhookEndpoint) -> dict[str, object]:
+    """What the audit trail keeps of a webhook: never its secret, nor the address's path
+    (incoming-webhook addresses often carry a token there), only where it points."""
+    parts = urlsplit(endpoint.url)
+    return {
+        "name": endpoint.name,
+        "destination": f"{parts.scheme}://{parts.netloc}",
+        "enabled": endpoint.enabled,
+    }
+
+
+def webhook_save(endpoint: WebhookEndpoint, *, secret: str, actor: Actor) -> WebhookEndpoint:
+    """Create or change a webhook (a new secret is stored encrypted) and audit it, with
+    what was stored before (a bound form has already copied its fields onto `endpoint`)."""
+    with transaction.atomic():
+        stored = (
+            WebhookEndpoint.objects.select_for_update().filter(pk=endpoint.pk).first()
+            if endpoint.pk
+            else None
+        )
+        before = webhook_summary(stored) if stored else None
+        if secret:
+            endpoint.secret_token = encrypt_secret(secret)
+        endpoint.updated_by = actor if isinstance(actor, Staff) else None
+        endpoint.save()
+        after = webhook_summary(endpoint) | {"signing_key": "replaced" if secret else "kept"}
+        if before is None:
+            after["signing_key"] = "set"
+        audit_record(
+            actor=actor,
+            action=AuditAction.WEBHOOK_SAVED,
+            target_type=TargetType.WEBHOOK,
+            target_id=str(endpoint.pk),
+            before=before,
+            after=after,
+            secrets=[secret] if secret else (),
+        )
+    return endpoint
+
+
+def webhook_remove(pk: int, *, actor: Actor) -> bool:
+    """Remove a webhook (people who chose it fall back to the inbox) and audit it."""
+    with transaction.atomic():
+        endpoint = WebhookEndpoint.objects.select_for_update().filter(pk=pk).first()
+        if endpoint is None:
+            return False
+        before = webhook_summary(endpoint)
+        endpoint.delete()
+        audit_record(
+            actor=actor,
+            action=AuditAction.WEBHOOK_REMOVED,
+            target_type=TargetType.WEBHOOK,
+            target_id=str(pk),
+            before=before,
+        )
+    return True

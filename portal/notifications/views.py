@@ -9,7 +9,6 @@ from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import render
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
-from portal.connection.crypto import encrypt_secret
 from portal.notifications import services
 from portal.notifications.forms import PreferencesForm, WebhookForm
 from portal.notifications.models import EventType, Preference, WebhookEndpoint
@@ -71,12 +70,9 @@ def preferences(request: HttpRequest) -> HttpResponse:
     )
 
 
-def _save_webhook(request: HttpRequest, form: WebhookForm, staff: Staff) -> None:
+def _save_webhook(form: WebhookForm, staff: Staff) -> None:
     endpoint: WebhookEndpoint = form.save(commit=False)
-    if form.cleaned_data.get("secret"):
-        endpoint.secret_token = encrypt_secret(form.cleaned_data["secret"])
-    endpoint.updated_by = staff
-    endpoint.save()
+    services.webhook_save(endpoint, secret=form.cleaned_data.get("secret") or "", actor=staff)
 
 
 @require_http_methods(["GET", "POST"])
@@ -86,7 +82,7 @@ def webhooks(request: HttpRequest) -> HttpResponse:
     staff = _staff(request)
     form = WebhookForm(request.POST or None)
     if request.method == "POST" and form.is_valid():
-        _save_webhook(request, form, staff)
+        _save_webhook(form, staff)
         messages.success(request, "The webhook is saved.")
         return redirect_to(request, "notifications:webhooks")
     response = render(
@@ -107,7 +103,7 @@ def webhook_edit(request: HttpRequest, pk: int) -> HttpResponse:
         raise Http404
     form = WebhookForm(request.POST or None, instance=endpoint)
     if request.method == "POST" and form.is_valid():
-        _save_webhook(request, form, staff)
+        _save_webhook(form, staff)
         messages.success(request, "The webhook is saved.")
         return redirect_to(request, "notifications:webhooks")
     response = render(
@@ -122,7 +118,6 @@ def webhook_edit(request: HttpRequest, pk: int) -> HttpResponse:
 @require_POST
 @require_perm(MANAGE_STAFF)
 def webhook_delete(request: HttpRequest, pk: int) -> HttpResponse:
-    deleted, _ = WebhookEndpoint.objects.filter(pk=pk).delete()
-    if deleted:
+    if services.webhook_remove(pk, actor=_staff(request)):
         messages.success(request, "The webhook is removed.")
     return redirect_to(request, "notifications:webhooks")

@@ -69,3 +69,50 @@ def test_an_admin_stores_a_webhook_secret_encrypted_and_never_sees_it_again(clie
         reverse("notifications:webhooks"), {"name": "x", "url": "ftp://a", "secret": ""}
     )
     assert refused.status_code == 400
+
+
+def test_webhook_changes_are_audited_without_the_secret_or_the_address_path(client, admin):
+    from portal.audit.models import AuditAction, AuditEvent
+
+    client.force_login(admin)
+    secret = "whsec-0123456789-abcdef"
+    token_url = "https://hooks.example.test/services/T000/B000/tokentokentoken"
+    client.post(
+        reverse("notifications:webhooks"),
+        {"name": "ops", "url": token_url, "enabled": "on", "secret": secret},
+    )
+    endpoint = WebhookEndpoint.objects.get()
+    client.post(
+        reverse("notifications:webhook-edit", args=[endpoint.pk]),
+        {"name": "ops", "url": "https://other.example.test/x", "secret": ""},
+    )
+    client.post(reverse("notifications:webhook-delete", args=[endpoint.pk]))
+    client.post(reverse("notifications:webhook-delete", args=[endpoint.pk]))  # gone: no event
+
+    events = list(
+        AuditEvent.objects.filter(target_type="webhook")
+        .order_by("seq")
+        .values("action", "actor_id", "target_id", "before", "after")
+    )
+    assert [e["action"] for e in events] == [
+        AuditAction.WEBHOOK_SAVED,
+        AuditAction.WEBHOOK_SAVED,
+        AuditAction.WEBHOOK_REMOVED,
+    ]
+    assert {e["actor_id"] for e in events} == {admin.pk}
+    assert {e["target_id"] for e in events} == {str(endpoint.pk)}
+    created, changed, removed = events
+    assert created["before"] is None
+    assert created["after"] == {
+        "name": "ops",
+        "destination": "https://hooks.example.test",
+        "enabled": True,
+        "signing_key": "set",
+    }
+    assert changed["before"]["destination"] == "https://hooks.example.test"
+    assert changed["after"]["destination"] == "https://other.example.test"
+    assert changed["after"]["enabled"] is False and changed["after"]["signing_key"] == "kept"
+    assert removed["before"]["name"] == "ops"
+    stored = str(events)
+    assert secret not in stored and "tokentokentoken" not in stored
+    assert not WebhookEndpoint.objects.exists()
