@@ -26,9 +26,10 @@ logger = logging.getLogger("portal.worker")
 POLLER_ROLE = "kraken-poller"
 
 
-def make_poller() -> Poller:
-    interval = float(settings.PRIME_POLL_INTERVAL_SECONDS)
-    budget = float(settings.PRIME_POLL_BUDGET_PER_MINUTE)
+def make_poller(*, interval: float | None = None, budget_per_minute: float | None = None) -> Poller:
+    """The poller with the budget every worker (and `manage.py prime_poll`) shares."""
+    interval = interval or float(settings.PRIME_POLL_INTERVAL_SECONDS)
+    budget = budget_per_minute or float(settings.PRIME_POLL_BUDGET_PER_MINUTE)
     poller = Poller(interval=interval, budget_per_minute=budget)
     poller.bucket = SharedTokenBucket(POLLER_ROLE, budget)  # type: ignore[assignment]
     return poller
@@ -55,11 +56,14 @@ def lead_or_wait(
     poller_factory: Callable[[], Poller] = make_poller,
     retry_every: float | None = None,
     identity: str | None = None,
-) -> None:
-    """Until `stop`: try to become the poller's leader; while leading, poll; else retry."""
+) -> int:
+    """Until `stop`: try to become the poller's leader; while leading, poll; else retry.
+
+    Returns how many cycles it ran in all."""
     lock = lock or leader_lock(POLLER_ROLE)
     identity = identity or worker_identity()
     retry = retry_every if retry_every is not None else float(settings.WORKER_LEADER_RETRY_SECONDS)
+    total = 0
     try:
         while not stop.is_set():
             if not lock.acquire():
@@ -74,6 +78,7 @@ def lead_or_wait(
                 close_old_connections()
                 report = poller.run_cycle()
                 cycles += 1
+                total += 1
                 _cycled(identity, cycles)
                 delay = report.backoff or poller.interval
                 logger.info("%s leader=%s", report.line(poller.bucket.available, delay), identity)
@@ -84,3 +89,4 @@ def lead_or_wait(
     finally:
         lock.release()
         close_old_connections()
+    return total

@@ -255,6 +255,32 @@ def test_the_command_runs_one_cycle(kraken_batch, prime_settings):
     assert "prime_poll cycle=1 calls=1 refreshed=1 skipped_for_budget=1" in out.getvalue()
 
 
+@pytest.mark.django_db
+def test_the_command_by_hand_never_polls_beside_a_leading_worker(kraken_batch, prime_settings):
+    """`prime_poll --once` takes the workers' leader lock: while a worker leads, it polls
+    nothing and says who leads; once the lock is free it polls, from the shared budget."""
+    from django.core.management.base import CommandError
+
+    from portal.worker.leader import leader_lock
+    from portal.worker.models import Leadership, PollBudget
+    from portal.worker.runner import POLLER_ROLE
+
+    worker = leader_lock(POLLER_ROLE)
+    assert worker.acquire()
+    Leadership.objects.create(role=POLLER_ROLE, holder="vm:4242", since=timezone.now())
+    prime_settings.control.clear_calls()
+    try:
+        with pytest.raises(CommandError, match="led by vm:4242"):
+            call_command("prime_poll", "--once", stdout=io.StringIO())
+        assert prime_settings.control.calls() == []
+    finally:
+        worker.release()
+    out = io.StringIO()
+    call_command("prime_poll", "--once", "--budget-per-minute", "10", stdout=out)
+    assert "prime_poll cycle=1 calls=1" in out.getvalue()
+    assert PollBudget.objects.filter(name=POLLER_ROLE).exists()  # the workers' budget row
+
+
 @pytest.mark.django_db(transaction=True)
 def test_the_process_logs_each_cycle_and_stops_cleanly_on_sigterm(prime_settings):
     env = child_environment(prime_settings)
