@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import signal
+import smtplib
 import socket
 import subprocess
 import time
@@ -44,7 +45,7 @@ def _group_alive(pgid: int) -> bool:
 
 
 def test_the_run_command_serves_the_portal_and_stops_everything_on_ctrl_c(tmp_path):
-    portal_port, sandbox_port = _free_port(), _free_port()
+    portal_port, sandbox_port, mail_port = _free_port(), _free_port(), _free_port()
     env = {
         k: v
         for k, v in os.environ.items()
@@ -54,8 +55,11 @@ def test_the_run_command_serves_the_portal_and_stops_everything_on_ctrl_c(tmp_pa
         PORTAL_VAR_DIR=str(tmp_path / "var"),
         PORTAL_PORT=str(portal_port),
         SANDBOX_PORT=str(sandbox_port),
+        MAIL_PORT=str(mail_port),
         PORTAL_SKIP_BROWSER="true",
     )
+    env.pop("EMAIL_HOST", None)
+    env.pop("EMAIL_PORT", None)
     log = tmp_path / "run.log"
     with log.open("w") as out:
         proc = subprocess.Popen(
@@ -77,6 +81,14 @@ def test_the_run_command_serves_the_portal_and_stops_everything_on_ctrl_c(tmp_pa
         assert f"Prime Ops Portal   {base}/" in printed
         assert "admin      demo-admin-pass" in printed
         assert f"Prime sandbox      http://127.0.0.1:{sandbox_port}" in printed
+        assert f"demo's mail catcher (127.0.0.1:{mail_port}" in printed
+        # The catcher the portal's email goes to prints what it is sent.
+        with smtplib.SMTP("127.0.0.1", mail_port, timeout=5) as smtp:
+            smtp.sendmail("portal@localhost", ["ops@example.test"], "Subject: run-test\n\nhello")
+        deadline = time.monotonic() + 10
+        while "Subject: run-test" not in log.read_text() and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert "Subject: run-test" in log.read_text()
 
         browser = requests.Session()
         assert browser.get(login, timeout=5).status_code == 200
