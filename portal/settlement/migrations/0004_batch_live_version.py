@@ -32,16 +32,21 @@ SELECT id, nextval('settlement_live_seq') FROM settlement_batch;
 CREATE FUNCTION settlement_live_leg_batch(leg_id text) RETURNS text
 LANGUAGE sql IMMUTABLE AS $$ SELECT regexp_replace($1, ':[^:]*$', '') $$;
 
+-- PL/pgSQL rather than SQL functions: their statements' plans are kept between calls.
 CREATE FUNCTION settlement_live_touch(batch_pk bigint) RETURNS void
-LANGUAGE sql AS $$
+LANGUAGE plpgsql AS $$
+BEGIN
     UPDATE settlement_batchlive SET version = nextval('settlement_live_seq')
-     WHERE batch_id = $1
+     WHERE batch_id = batch_pk;
+END
 $$;
 
 CREATE FUNCTION settlement_live_touch_named(prime_id text) RETURNS void
-LANGUAGE sql AS $$
+LANGUAGE plpgsql AS $$
+BEGIN
     UPDATE settlement_batchlive SET version = nextval('settlement_live_seq')
-     WHERE batch_id = (SELECT b.id FROM settlement_batch b WHERE b.prime_batch_id = $1)
+     WHERE batch_id = (SELECT b.id FROM settlement_batch b WHERE b.prime_batch_id = prime_id);
+END
 $$;
 
 CREATE FUNCTION settlement_live_on_batch() RETURNS trigger
