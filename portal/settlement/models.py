@@ -89,6 +89,27 @@ class Leg(models.Model):
         return leg_audit_id(self.batch.prime_batch_id, self.asset)
 
 
+class BatchLive(models.Model):
+    """The version of a batch's live fragment, moved by database triggers, never by Python.
+
+    Every write to what the fragment shows (the batch row, its legs, their change requests
+    and votes, audit events about any of them) gives `version` a new value in the writer's
+    own transaction, bulk `.update()` calls and raw SQL included: see migration 0004 and
+    `portal/settlement/live_version.py`. A batch without a row here is always drawn afresh.
+    """
+
+    # No foreign key constraint: its check would take a share lock on the batch row while
+    # a writer commits (after the first bump in a transaction), which the poller holds
+    # `FOR UPDATE` while it waits for the request rows that writer holds: a deadlock.
+    batch = models.OneToOneField(
+        Batch, on_delete=models.CASCADE, primary_key=True, related_name="+", db_constraint=False
+    )
+    version = models.BigIntegerField()
+
+    def __str__(self) -> str:
+        return f"{self.batch_id} v{self.version}"
+
+
 def leg_audit_id(prime_batch_id: str, asset: str) -> str:
     """How a leg is named in the audit trail."""
     return f"{prime_batch_id}:{asset}"
