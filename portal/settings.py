@@ -114,7 +114,6 @@ TEMPLATES = [
         "APP_DIRS": False,
         "OPTIONS": {
             "environment": "portal.jinja.environment",
-            "filters": {"url_for": "portal.staff.templatetags.row_urls.url_for"},
             "globals": {"history_url": "portal.trail.links.history_url"},
         },
     },
