@@ -30,7 +30,7 @@ from portal.users.forms import (
     UserFilterForm,
 )
 from portal.users.models import PrimeUser, PrimeUserStatus
-from portal.web import StaffRequest, redirect_to, render_htmx, wants_fragment
+from portal.web import StaffRequest, redirect_to, render_htmx, row_url, wants_fragment
 
 PANEL = ("users/detail.html", "user-panel")
 ROWS = "users/_rows.jinja"
@@ -80,10 +80,12 @@ def user_list(request: StaffRequest) -> HttpResponse:
 
 def _rows_html(request: StaffRequest, users: list[PrimeUser], *, filtered: bool) -> SafeString:
     """The list's rows, from the shared cache when the same rows were drawn for a viewer
-    with the same rights (the key holds every value shown and the permission)."""
+    with the same rights (the key holds every value shown, the permission and the links'
+    URL patterns)."""
     can_review = request.user.has_perm(MANAGE_PRIME_USERS)
     values = {"rows": users, "filtered": filtered, "can_review": can_review}
-    state = (filtered, can_review, [_ROW_STATE(user) for user in users])
+    links = [row_url(name) for name in ("users:detail", "users:review", "keys:list")]
+    state = (filtered, can_review, links, [_ROW_STATE(user) for user in users])
     return render_cached(ROWS, values, request, depends_on=state)
 
 
