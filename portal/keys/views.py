@@ -8,21 +8,17 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
-from operator import attrgetter
 from typing import Any
 
 from django import forms
 from django.contrib import messages
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect
-from django.urls import reverse
-from django.utils.safestring import SafeString
 from django.views.decorators.cache import never_cache
 from django.views.decorators.debug import sensitive_post_parameters, sensitive_variables
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from portal.approvals.models import ChangeKind, ChangeRequest, RequestState
-from portal.jinja import render_cached
 from portal.keys import approvals, selectors, services
 from portal.keys.allowlist import AllowlistDiff, ParsedAllowlist, diff_allowlist
 from portal.keys.forms import AllowlistForm, IssueForm, LabelForm, RevokeForm, new_issue_token
@@ -40,14 +36,10 @@ from portal.users.views import (
     user_panel_refused,
     user_panel_sent,
 )
-from portal.web import StaffRequest, no_store, redirect_to, render_htmx, row_url, wants_fragment
+from portal.web import StaffRequest, no_store, redirect_to, render_htmx, wants_fragment
 
 LIST = "keys/list.html"
 ISSUED = "keys/issued.html"
-ROWS = "keys/_rows.jinja"
-# Every column of a key: whatever the rows template shows of it (with who issued and revoked).
-_KEY_STATE = attrgetter(*(f.attname for f in ApiKey._meta.concrete_fields))
-_ROW_LINKS = ("keys:label", "keys:allowlist", "keys:revoke", "keys:row")
 # What the person is told (the tests reuse these).
 KEY_NO_LONGER_ACTIVE = "This key is no longer active."
 ALLOWLIST_UNCHANGED = "That is the allow-list the key already has: nothing to save."
@@ -144,23 +136,8 @@ def _row_done(request: HttpRequest, key: ApiKey) -> HttpResponse:
 @require_perm(VIEW_PORTAL)
 def key_list(request: StaffRequest, prime_id: str) -> HttpResponse:
     """The user's keys, and the form to issue one."""
-    context = _page_context(_get_user(prime_id))
-    context["rows_html"] = _rows_html(request, context["rows"])
-    return render_htmx(request, LIST, "keys-page", context)
-
-
-def _rows_html(request: StaffRequest, rows: list[KeyRow]) -> SafeString:
-    """The page's rows (none open), from the shared cache when the same keys were drawn
-    for a viewer with the same rights (the key holds every column of every key, the names
-    shown for who issued and revoked it, the permission and the links' patterns)."""
-    can_manage = request.user.has_perm(MANAGE_KEYS)
-    links = [*(row_url(name) for name in _ROW_LINKS), reverse("audit:list")]
-    keys = [
-        (_KEY_STATE(row.key), str(row.key.issued_by or ""), str(row.key.revoked_by or ""))
-        for row in rows
-    ]
-    values = {"rows": rows, "can_manage": can_manage}
-    return render_cached(ROWS, values, request, depends_on=(can_manage, links, keys))
+    user = _get_user(prime_id)
+    return render_htmx(request, LIST, "keys-page", _page_context(user))
 
 
 @require_http_methods(["GET", "POST"])
