@@ -7,13 +7,16 @@ They answer with this panel through `user_panel` / `user_panel_done`.
 
 from __future__ import annotations
 
+from operator import attrgetter
 from typing import Any
 
 from django.contrib import messages
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect
+from django.utils.safestring import SafeString
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
+from portal.jinja import render_cached
 from portal.staff.access import require_perm
 from portal.staff.roles import MANAGE_PRIME_USERS, VIEW_PORTAL
 from portal.users import approvals, selectors, services
@@ -27,9 +30,12 @@ from portal.users.forms import (
     UserFilterForm,
 )
 from portal.users.models import PrimeUser, PrimeUserStatus
-from portal.web import StaffRequest, redirect_to, render_htmx, wants_fragment
+from portal.web import StaffRequest, redirect_to, render_htmx, row_url, wants_fragment
 
 PANEL = ("users/detail.html", "user-panel")
+ROWS = "users/_rows.jinja"
+# Every column of a row plus its key count: whatever the rows template shows of a user.
+_ROW_STATE = attrgetter(*(f.attname for f in PrimeUser._meta.concrete_fields), "key_count")
 # What the person is told (the tests reuse these).
 STATUS_CHOICE_MISSING = "Choose Enabled or Disabled."
 REVIEW_FORM_BROKEN = "Reload the page and review the differences it shows."
@@ -61,13 +67,26 @@ def user_list(request: StaffRequest) -> HttpResponse:
         after=filters.get("after") or None,
         before=filters.get("before") or None,
     )
+    filtered = any(filters.get(k) for k in ("q", "role", "status"))
     context = {
         "filter_form": form,
         "page": page,
+        "rows_html": _rows_html(request, page.rows, filtered=filtered),
         "links": page.links(request.GET),
-        "filtered": any(filters.get(k) for k in ("q", "role", "status")),
+        "filtered": filtered,
     }
     return render_htmx(request, "users/list.html", "user-results", context)
+
+
+def _rows_html(request: StaffRequest, users: list[PrimeUser], *, filtered: bool) -> SafeString:
+    """The list's rows, from the shared cache when the same rows were drawn for a viewer
+    with the same rights (the key holds every value shown, the permission and the links'
+    URL patterns)."""
+    can_review = request.user.has_perm(MANAGE_PRIME_USERS)
+    values = {"rows": users, "filtered": filtered, "can_review": can_review}
+    links = [row_url(name) for name in ("users:detail", "users:review", "keys:list")]
+    state = (filtered, can_review, links, [_ROW_STATE(user) for user in users])
+    return render_cached(ROWS, values, request, depends_on=state)
 
 
 @require_http_methods(["GET", "POST"])

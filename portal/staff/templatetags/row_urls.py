@@ -9,40 +9,19 @@ of 50 rows with three links each no longer walks the URL resolver 150 times.
 
 from __future__ import annotations
 
-from functools import lru_cache
-from urllib.parse import quote
-
 from django import template
-from django.conf import settings
-from django.urls import NoReverseMatch, get_script_prefix, reverse
 from django.utils.html import format_html_join
 from django.utils.safestring import mark_safe
 
+from portal.web import row_url
+
 register = template.Library()
-
-_PLACEHOLDERS = ("zqxplaceholderzqx", "987654321987")
-# What reverse() leaves unquoted in an argument (django/urls/resolvers.py).
-_SAFE = "!$&'()*+,;=/~:@"
-
-
-@lru_cache(maxsize=256)
-def _split(name: str, prefix: str, urlconf: str) -> tuple[str, str]:
-    for placeholder in _PLACEHOLDERS:
-        try:
-            url = reverse(name, args=[placeholder])
-        except NoReverseMatch:
-            continue
-        if url.count(placeholder) == 1:
-            before, after = url.split(placeholder)
-            return before, after
-    raise NoReverseMatch(f"{name} does not take one argument")
 
 
 @register.filter
 def url_for(value: object, name: str) -> str:
     """The URL named `name` with `value` as its one argument."""
-    before, after = _split(name, get_script_prefix(), str(settings.ROOT_URLCONF))
-    return f"{before}{quote(str(value), safe=_SAFE)}{after}"
+    return row_url(name)(value)
 
 
 @register.simple_tag

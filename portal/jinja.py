@@ -1,0 +1,157 @@
+"""Jinja2 for the rows of the busiest lists, drawn from inside their Django pages.
+
+A Django template resolves every `{{ value }}` through a chain of lookups and wrappers;
+a list of 50 rows with a dozen values each cost tens of milliseconds a request. Jinja2
+compiles a template to Python, so the same rows cost a millisecond or two. The pages, their
+partials and htmx stay Django's: only the rows are Jinja2 templates (`*.jinja`, next to
+their page), drawn in place by
+
+    {% load jinja %}
+    {% jinja "users/_rows.jinja" rows=page.rows can_review=perms.staff.manage_prime_users %}
+
+Values are escaped (autoescape is always on); the two entities Jinja2 writes differently
+from Django (`&#39;` and `&#34;` for `&#x27;` and `&quot;`) are renamed afterwards, so the
+rows are the bytes the Django template gave. Missing values render empty, as in Django
+templates, DEBUG or not. Globals that belong to an app are named in the TEMPLATES
+setting's OPTIONS (`globals`: name -> dotted path), as Django's template libraries are,
+so this module imports no app.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import pickle
+import unicodedata
+from datetime import datetime, tzinfo
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+import jinja2
+from django import template
+from django.conf import settings
+from django.core.cache import cache
+from django.http import HttpRequest
+from django.template import engines
+from django.template.backends.jinja2 import Jinja2
+from django.template.backends.utils import csrf_input
+from django.template.context import Context
+from django.urls import get_script_prefix
+from django.utils import timezone
+from django.utils.module_loading import import_string
+from django.utils.safestring import SafeString, mark_safe
+from django.utils.text import Truncator
+from markupsafe import Markup
+
+from portal.web import row_url
+
+ENGINE = "jinja2"  # the NAME of the Jinja2 entry of TEMPLATES
+# Rendered rows are kept this long in the shared cache (a changed row is a new key anyway).
+CACHE_SECONDS = 300
+# Stands for the request's CSRF input in cached HTML (escaped content cannot contain "<").
+_CSRF_MARK = "<!--portal:csrf-input-->"
+
+register = template.Library()
+
+
+@register.simple_tag(takes_context=True)
+def jinja(context: Context, name: str, **values: Any) -> SafeString:
+    """`{% jinja "app/_rows.jinja" a=b ... %}`: that Jinja2 template with these values (and
+    `request`, `csrf_input`, `csrf_token` of the page's request)."""
+    return _django_entities(
+        engines[ENGINE].get_template(name).render(values, context.get("request"))
+    )
+
+
+def render_cached(
+    name: str, values: dict[str, Any], request: HttpRequest, *, depends_on: object
+) -> SafeString:
+    """The Jinja2 template `name` with `values`, from the shared cache when it was drawn
+    before from the same content.
+
+    `depends_on` is everything the output shows and everything about the viewer it depends
+    on (the rows' values, a permission): the key is a digest of it, of the template's source,
+    the time zone and the URL prefix. A changed row or a different viewer is a different
+    key, the same in every web process, so there is nothing to invalidate. The request's
+    CSRF input is put in after the cache (`csrf_input` in the template), never stored.
+    """
+    backend = engines[ENGINE]
+    assert isinstance(backend, Jinja2)
+    template = backend.env.get_template(name)
+    state = (
+        _source_digest(template.filename or name),
+        timezone.get_current_timezone_name(),
+        get_script_prefix(),
+        depends_on,
+    )
+    digest = hashlib.blake2b(pickle.dumps(state, protocol=5), digest_size=20).hexdigest()
+    key = f"jinja:{name}:{digest}"
+    html = cache.get(key)
+    if not isinstance(html, str):
+        mark = Markup(_CSRF_MARK)  # noqa: S704 (a constant)
+        html = _django_entities(template.render({**values, "csrf_input": mark}))
+        cache.set(key, str(html), CACHE_SECONDS)
+    if _CSRF_MARK in html:
+        html = html.replace(_CSRF_MARK, csrf_input(request))
+    return mark_safe(html)  # noqa: S308 (rendered with autoescape)
+
+
+def _source_digest(filename: str) -> str:
+    """A digest of a template's source (read again when the file changes): a new template
+    is a new key."""
+    return _digest_of(filename, Path(filename).stat().st_mtime_ns)
+
+
+@lru_cache(maxsize=64)
+def _digest_of(filename: str, mtime_ns: int) -> str:
+    return hashlib.blake2b(Path(filename).read_bytes(), digest_size=8).hexdigest()
+
+
+def _django_entities(html: str) -> SafeString:
+    """Django's spelling of the two entities markupsafe writes otherwise (same characters)."""
+    return mark_safe(html.replace("&#39;", "&#x27;").replace("&#34;", "&quot;"))  # noqa: S308
+
+
+def environment(*, globals: dict[str, str] | None = None, **options: Any) -> jinja2.Environment:
+    """The Jinja2 environment (TEMPLATES' OPTIONS["environment"])."""
+    options.update(autoescape=True, undefined=jinja2.Undefined)
+    env = jinja2.Environment(**options)  # noqa: S701 (autoescape is on, one line above)
+    env.filters.update(localtime=_localtime, strftime=_strftime, truncatechars=_truncatechars)
+    env.globals.update(row_url=row_url, local_timezone=_local_timezone)
+    env.globals.update({name: import_string(path) for name, path in (globals or {}).items()})
+    return env
+
+
+def _local_timezone() -> tzinfo | None:
+    """The zone templates show times in (None without USE_TZ): read once per template."""
+    return timezone.get_current_timezone() if settings.USE_TZ else None
+
+
+def _localtime(value: datetime | None, tz: tzinfo | None = None) -> datetime | None:
+    """Django's template_localtime, in `tz` (from local_timezone()) when given: asking for
+    the current zone per row costs more than the conversion."""
+    if (
+        not isinstance(value, datetime)
+        or not settings.USE_TZ
+        or timezone.is_naive(value)
+        or not getattr(value, "convert_to_local_time", True)
+    ):
+        return value
+    return value.astimezone(tz) if tz is not None else timezone.localtime(value)
+
+
+def _strftime(value: datetime | None, fmt: str, tz: tzinfo | None = None) -> str:
+    """Django's `date` filter with a strftime format: local time, empty for no value."""
+    if value is None or value == "":
+        return ""
+    local = _localtime(value, tz)
+    assert local is not None
+    return local.strftime(fmt)
+
+
+def _truncatechars(value: object, length: int) -> str:
+    """Django's `truncatechars` (which returns short text NFC-normalised, as here)."""
+    text = unicodedata.normalize("NFC", str(value))
+    if len(text) <= length:
+        return text
+    return Truncator(text).chars(length)
