@@ -39,6 +39,17 @@ TIMELINE_LIMIT = 300
 STALE_AFTER_INTERVALS = 3
 
 
+# What the list shows of a batch (its trade ids and Kraken's change time stay unread).
+BATCH_LIST_FIELDS = (
+    "prime_batch_id",
+    "asset_kind",
+    "status",
+    "confirmed",
+    "trade_count",
+    "created_at",
+    "last_refreshed_at",
+    "is_final",
+)
 # Newest first; the id breaks ties between batches created in the same instant.
 BATCH_PAGES = Keyset(
     order=("-created_at", "-pk"),
@@ -58,7 +69,7 @@ def batch_list(
     newer: str | None = None,
 ) -> KeysetPage[Batch]:
     """A page of mirrored batches, newest first, with their leg counts: one query, no COUNT."""
-    batches = Batch.objects.defer("trade_ids").annotate(  # the list never shows trade ids
+    batches = Batch.objects.only(*BATCH_LIST_FIELDS).annotate(
         legs_total=count_per_row(Leg.objects.all(), "batch"),
         legs_settled=count_per_row(Leg.objects.filter(status=LegStatus.SETTLED), "batch"),
     )
