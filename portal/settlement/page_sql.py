@@ -58,16 +58,6 @@ def _places(count: int) -> str:
     return ", ".join(["%s"] * count)
 
 
-def _request_ids(leg_ids: str) -> str:
-    """The primary keys, as text, of the leg requests of the legs `leg_ids` names."""
-    c = ChangeRequest
-    return (
-        f"SELECT CAST(c.{_q(c._meta.pk.column)} AS TEXT) FROM {_table(c)} c "
-        f"WHERE c.{_col(c, 'kind')} = %s AND c.{_col(c, 'target_type')} = %s "
-        f"AND c.{_col(c, 'target_id')} IN ({leg_ids})"
-    )
-
-
 @lru_cache(maxsize=4)
 def batch_statement(vendor: str) -> str:
     """One batch. Parameter: its Kraken id."""
@@ -146,28 +136,41 @@ def timeline_statement(vendor: str, legs: int, limit: int) -> str:
     """The newest `limit` events about a batch, its legs and their requests, each with the
     audit id of its leg ('' for the batch). Parameters: the batch target type and batch id;
     the leg target type and the `legs` leg ids; the request target type, the leg request
-    kind, the leg target type and the leg ids again."""
+    kind, the leg target type and the leg ids again.
+
+    Three parts joined by UNION ALL, each on the (target_type, target_id, -seq) index and
+    stopping at the limit; the requests' events are found by joining the legs' requests
+    (their ids as text are the events' target ids), which also names their leg.
+    """
     e, c = AuditEvent, ChangeRequest
     target_type, target_id, seq = _col(e, "target_type"), _col(e, "target_id"), _col(e, "seq")
     columns = ", ".join(f"e.{_col(e, name)}" for name in TIMELINE_COLUMNS)
-    leg_of_request = (
-        f"(SELECT r.{_col(c, 'target_id')} FROM {_table(c)} r "
-        f"WHERE r.{_q(c._meta.pk.column)} = CAST(e.{target_id} AS BIGINT))"
+    events = _table(e)
+    requests = (
+        f"{_table(c)} c JOIN {events} e ON e.{target_type} = %s "
+        f"AND e.{target_id} = CAST(c.{_q(c._meta.pk.column)} AS TEXT)"
+    )
+    of_legs = f"IN ({_places(legs)})"
+    leg_requests = (
+        f"c.{_col(c, 'kind')} = %s AND c.{_col(c, 'target_type')} = %s "
+        f"AND c.{_col(c, 'target_id')} {of_legs}"
     )
 
-    def part(name: str, leg: str, match: str) -> str:
-        # Each part stops at the limit on its own index range; the outer query merges them.
+    def part(name: str, leg: str, source: str, match: str) -> str:
         return (
-            f"SELECT * FROM (SELECT {columns}, {leg} AS leg FROM {_table(e)} e "
-            f"WHERE e.{target_type} = %s AND e.{target_id} {match} "
+            f"SELECT * FROM (SELECT {columns}, {leg} AS leg FROM {source} WHERE {match} "
             f"ORDER BY e.{seq} DESC LIMIT {int(limit)}) AS {name}"
         )
 
-    placeholders = _places(legs)
     parts = (
-        part("batch_events", "''", "= %s"),
-        part("leg_events", f"e.{target_id}", f"IN ({placeholders})"),
-        part("request_events", leg_of_request, f"IN ({_request_ids(placeholders)})"),
+        part("batch_events", "''", f"{events} e", f"e.{target_type} = %s AND e.{target_id} = %s"),
+        part(
+            "leg_events",
+            f"e.{target_id}",
+            f"{events} e",
+            f"e.{target_type} = %s AND e.{target_id} {of_legs}",
+        ),
+        part("request_events", f"c.{_col(c, 'target_id')}", requests, leg_requests),
     )
     return f"{' UNION ALL '.join(parts)} ORDER BY 1 DESC LIMIT {int(limit)}"
 
