@@ -115,13 +115,6 @@ def batch_create(request: StaffRequest) -> HttpResponse:
     return redirect_to(request, "settlement:batch-detail", prime_batch_id=batch.prime_batch_id)
 
 
-def _page_or_404(prime_batch_id: str, viewer: Staff) -> selectors.BatchPage:
-    try:
-        return selectors.batch_page(prime_batch_id=prime_batch_id, viewer=viewer)
-    except Batch.DoesNotExist:
-        raise Http404 from None
-
-
 def _live_or_404(prime_batch_id: str, viewer: Staff) -> selectors.LiveBatch:
     try:
         return selectors.live_batch(prime_batch_id=prime_batch_id, viewer=viewer)
@@ -133,9 +126,8 @@ def _live_or_404(prime_batch_id: str, viewer: Staff) -> selectors.LiveBatch:
 @require_perm(VIEW_PORTAL)
 def batch_detail(request: StaffRequest, prime_batch_id: str) -> HttpResponse:
     """One batch: trades, legs with their requests, the net chart and the timeline."""
-    page = _page_or_404(prime_batch_id, request.user)
-    context = {"live": page.live, "chart": page.chart}
-    return render_htmx(request, DETAIL, "live", context)
+    live = _live_or_404(prime_batch_id, request.user)
+    return render_htmx(request, DETAIL, "live", {"live": live})
 
 
 @require_GET

@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-import hashlib
 import json
 from typing import Any
 from urllib.parse import quote
 
-from django.core.cache import cache
 from django.http import Http404, HttpResponse, HttpResponseBase, StreamingHttpResponse
 from django.template.loader import render_to_string
 from django.urls import reverse
@@ -25,6 +23,7 @@ from portal.audit.services import audit_record
 from portal.audit.verify import read_head
 from portal.staff.access import require_perm
 from portal.staff.roles import VIEW_PORTAL
+from portal.trail.fragments import cached_html
 from portal.trail.links import filter_query
 from portal.web import StaffRequest, no_store, render_htmx
 
@@ -33,7 +32,7 @@ _BADGES = {"succeeded": "ok", "failed": "bad", "refused": "warn"}
 # Rendered rows are kept this long in the shared cache: events never change once written
 # (append-only, hash-chained), so the same rows always draw the same HTML.
 ROWS_CACHE_SECONDS = 300
-_ROWS_CACHE_VERSION = "1"
+ROWS_TEMPLATE = "audit/_rows.html"
 
 
 def _row(event: AuditEvent, detail_base: str, list_base: str) -> dict[str, Any]:
@@ -62,18 +61,20 @@ def rows_fragment(events: list[AuditEvent]) -> SafeString:
     else rendered once from precomputed values (no per-row URL reversing or filters)."""
     if not events:
         return SafeString("")
-    seqs = ",".join(str(event.seq) for event in events)
-    digest = hashlib.sha1(seqs.encode(), usedforsecurity=False).hexdigest()
-    key = f"audit:rows:{_ROWS_CACHE_VERSION}:{timezone.get_current_timezone_name()}:{digest}"
-    cached = cache.get(key)
-    if isinstance(cached, str):
-        return SafeString(cached)
-    detail_base = reverse("audit:detail", args=[0]).removesuffix("0/")
-    list_base = reverse("audit:list")
-    rows = [_row(event, detail_base, list_base) for event in events]
-    html = render_to_string("audit/_rows.html", {"rows": rows})
-    cache.set(key, str(html), ROWS_CACHE_SECONDS)
-    return SafeString(html)
+
+    def render() -> str:
+        detail_base = reverse("audit:detail", args=[0]).removesuffix("0/")
+        list_base = reverse("audit:list")
+        rows = [_row(event, detail_base, list_base) for event in events]
+        return render_to_string(ROWS_TEMPLATE, {"rows": rows})
+
+    return cached_html(
+        "audit:rows",
+        [event.seq for event in events],
+        render,
+        template=ROWS_TEMPLATE,
+        timeout=ROWS_CACHE_SECONDS,
+    )
 
 
 @require_GET
