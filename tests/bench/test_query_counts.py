@@ -37,7 +37,6 @@ def _caches_outlive_the_test(monkeypatch):
     rows, not time, so the cache lives as long as the test."""
     from portal.connection import selectors as connection_selectors
     from portal.staff import selectors as staff_selectors
-
     from portal.staff import sessions
 
     monkeypatch.setattr(staff_selectors, "TWO_FACTOR_REQUIRED_CACHE_SECONDS", 3600)
