@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 from django.contrib import messages
 from django.core.exceptions import PermissionDenied
 from django.db import transaction
@@ -70,49 +72,38 @@ def preferences(request: HttpRequest) -> HttpResponse:
     )
 
 
-def _save_webhook(form: WebhookForm, staff: Staff) -> None:
-    endpoint: WebhookEndpoint = form.save(commit=False)
-    services.webhook_save(endpoint, secret=form.cleaned_data.get("secret") or "", actor=staff)
+def _webhook_form(
+    request: HttpRequest, form: WebhookForm, template: str, context: Mapping[str, object]
+) -> HttpResponse:
+    """Save a valid posted webhook form (back to the list), else show it (never cached)."""
+    if request.method == "POST" and form.is_valid():
+        endpoint: WebhookEndpoint = form.save(commit=False)
+        secret = form.cleaned_data.get("secret") or ""
+        services.webhook_save(endpoint, secret=secret, actor=_staff(request))
+        messages.success(request, "The webhook is saved.")
+        return redirect_to(request, "notifications:webhooks")
+    status = 400 if request.method == "POST" else 200
+    return no_store(render(request, template, {"form": form, **context}, status=status))
 
 
 @require_http_methods(["GET", "POST"])
 @require_perm(MANAGE_STAFF)
 def webhooks(request: HttpRequest) -> HttpResponse:
     """The webhook receivers people may choose (Admin). Secrets are write-only."""
-    staff = _staff(request)
     form = WebhookForm(request.POST or None)
-    if request.method == "POST" and form.is_valid():
-        _save_webhook(form, staff)
-        messages.success(request, "The webhook is saved.")
-        return redirect_to(request, "notifications:webhooks")
-    response = render(
-        request,
-        "notifications/webhooks.html",
-        {"form": form, "endpoints": WebhookEndpoint.objects.all()},
-        status=400 if request.method == "POST" else 200,
-    )
-    return no_store(response)
+    context = {"endpoints": WebhookEndpoint.objects.all()}
+    return _webhook_form(request, form, "notifications/webhooks.html", context)
 
 
 @require_http_methods(["GET", "POST"])
 @require_perm(MANAGE_STAFF)
 def webhook_edit(request: HttpRequest, pk: int) -> HttpResponse:
-    staff = _staff(request)
     endpoint = WebhookEndpoint.objects.filter(pk=pk).first()
     if endpoint is None:
         raise Http404
     form = WebhookForm(request.POST or None, instance=endpoint)
-    if request.method == "POST" and form.is_valid():
-        _save_webhook(form, staff)
-        messages.success(request, "The webhook is saved.")
-        return redirect_to(request, "notifications:webhooks")
-    response = render(
-        request,
-        "notifications/webhook_edit.html",
-        {"form": form, "endpoint": endpoint},
-        status=400 if request.method == "POST" else 200,
-    )
-    return no_store(response)
+    context = {"endpoint": endpoint}
+    return _webhook_form(request, form, "notifications/webhook_edit.html", context)
 
 
 @require_POST

@@ -291,7 +291,17 @@ def prime_users_reconcile(
     result = UsersReconciled()
     for prime_id, up in upstream.items():
         row = mirror.get(prime_id)
-        if row is None and baseline:
+        if row is None:
+            # The baseline takes Kraken's users as they are; later, an unknown user was
+            # created outside the portal.
+            outside = (
+                {}
+                if baseline
+                else {
+                    "changed_outside_at": now,
+                    "changed_outside": ["created outside the portal"],
+                }
+            )
             row = PrimeUser.objects.create(
                 prime_id=prime_id,
                 name=up.name,
@@ -299,29 +309,21 @@ def prime_users_reconcile(
                 status=up.status,
                 created_at=now,
                 last_synced_at=now,
+                **outside,
             )
-        elif row is None:
-            row = PrimeUser.objects.create(
-                prime_id=prime_id,
-                name=up.name,
-                role=up.role or "",
-                status=up.status,
-                created_at=now,
-                last_synced_at=now,
-                changed_outside_at=now,
-                changed_outside=["created outside the portal"],
-            )
-            result.differences.append(
-                record_sync_difference(
-                    actor=actor,
-                    target_type=TargetType.PRIME_USER,
-                    target_id=prime_id,
-                    message=f"User {up.name} ({prime_id}) is at Kraken but was not in the portal "
-                    "(created outside the portal, or by a request whose answer was lost).",
-                    before=None,
-                    after=row.snapshot(),
+            if not baseline:
+                result.differences.append(
+                    record_sync_difference(
+                        actor=actor,
+                        target_type=TargetType.PRIME_USER,
+                        target_id=prime_id,
+                        message=f"User {up.name} ({prime_id}) is at Kraken but was not in the "
+                        "portal (created outside the portal, or by a request whose answer was "
+                        "lost).",
+                        before=None,
+                        after=row.snapshot(),
+                    )
                 )
-            )
         else:
             found = _reconcile_user(actor, row, up, now)
             if found:

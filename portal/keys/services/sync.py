@@ -195,19 +195,17 @@ def _reconcile_keys(
         report.keys_seen += 1
         listed.add(up.id)
         mirror = mirror_keys.get(up.id)
-        if mirror is None and report.baseline:
-            mirror_keys[up.id] = ApiKey.objects.create(
-                prime_key_id=up.id,
-                user=owner,
-                public_key=up.api_key,
-                permissions=list(up.permissions),
-                whitelisted_ips=list(up.whitelisted_ips),
-                created_at=now,
-                updated_at=up.updated_at,
-                last_synced_at=now,
-            )
-            continue
         if mirror is None:
+            # The first sync (the baseline) takes what Kraken has as it is; later, a key the
+            # portal did not know of was issued outside it.
+            outside = (
+                {}
+                if report.baseline
+                else {
+                    "changed_outside_at": now,
+                    "changed_outside": ["issued outside the portal"],
+                }
+            )
             mirror = ApiKey.objects.create(
                 prime_key_id=up.id,
                 user=owner,
@@ -217,10 +215,11 @@ def _reconcile_keys(
                 created_at=now,
                 updated_at=up.updated_at,
                 last_synced_at=now,
-                changed_outside_at=now,
-                changed_outside=["issued outside the portal"],
+                **outside,
             )
             mirror_keys[up.id] = mirror
+            if report.baseline:
+                continue
             owner_changes.append(f"key {up.id} issued outside the portal")
             message = (
                 f"Key {up.id} of {owner.name} is at Kraken but was not in the portal "
