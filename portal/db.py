@@ -4,10 +4,14 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import datetime
+from functools import cache
+from typing import Any, TypeVar
 
-from django.db import models
+from django.db import connection, models
 from django.db.models import Count, IntegerField, OuterRef, QuerySet, Subquery, Value
 from django.db.models.functions import Coalesce
+
+M = TypeVar("M", bound=models.Model)
 
 # How many "changed outside the portal" descriptions a mirrored row keeps.
 CHANGED_OUTSIDE_KEPT = 10
@@ -52,3 +56,38 @@ def count_per_row(related: QuerySet, fk: str) -> Coalesce:
         .values("n")
     )
     return Coalesce(Subquery(counted, output_field=IntegerField()), Value(0))
+
+
+@cache
+def _converters(model: type[models.Model], vendor: str) -> list[tuple[Any, list[Any]]]:
+    """Each concrete field of `model` and the converters the ORM applies to its raw value."""
+    table = model._meta.db_table
+    return [
+        (
+            field,
+            [
+                *connection.ops.get_db_converters(field.get_col(table)),
+                *field.get_db_converters(connection),  # type: ignore[attr-defined]
+            ],
+        )
+        for field in model._meta.concrete_fields
+    ]
+
+
+@cache
+def _attnames(model: type[models.Model]) -> list[str]:
+    return [field.attname for field in model._meta.concrete_fields]
+
+
+def model_from_row(model: type[M], values: Sequence[Any]) -> M:
+    """An instance of `model` from a raw statement's values (its concrete fields' columns,
+    in the model's field order), converted as the ORM converts them (SQLite's datetimes,
+    JSON, ...), on the default connection."""
+    converted = []
+    for (field, converters), value in zip(
+        _converters(model, connection.vendor), values, strict=True
+    ):
+        for converter in converters:
+            value = converter(value, field, connection)
+        converted.append(value)
+    return model.from_db(connection.alias, _attnames(model), converted)

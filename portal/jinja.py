@@ -32,11 +32,12 @@ from django import template
 from django.conf import settings
 from django.core.cache import cache
 from django.http import HttpRequest
-from django.template import engines
+from django.template import defaultfilters, engines
 from django.template.backends.jinja2 import Jinja2
 from django.template.backends.utils import csrf_input
 from django.template.context import Context
-from django.urls import get_script_prefix
+from django.templatetags.static import static
+from django.urls import get_script_prefix, reverse
 from django.utils import timezone
 from django.utils.module_loading import import_string
 from django.utils.safestring import SafeString, mark_safe
@@ -117,7 +118,8 @@ def environment(*, globals: dict[str, str] | None = None, **options: Any) -> jin
     options.update(autoescape=True, undefined=jinja2.Undefined)
     env = jinja2.Environment(**options)  # noqa: S701 (autoescape is on, one line above)
     env.filters.update(localtime=_localtime, strftime=_strftime, truncatechars=_truncatechars)
-    env.globals.update(row_url=row_url, local_timezone=_local_timezone)
+    env.filters.update(date=_date, timesince=_timesince)
+    env.globals.update(row_url=row_url, local_timezone=_local_timezone, url=reverse, static=static)
     env.globals.update({name: import_string(path) for name, path in (globals or {}).items()})
     return env
 
@@ -138,6 +140,16 @@ def _localtime(value: datetime | None, tz: tzinfo | None = None) -> datetime | N
     ):
         return value
     return value.astimezone(tz) if tz is not None else timezone.localtime(value)
+
+
+def _date(value: datetime | None, fmt: str) -> str:
+    """Django's `date` filter (in local time, as Django templates give it)."""
+    return defaultfilters.date(_localtime(value), fmt)
+
+
+def _timesince(value: datetime | None) -> str:
+    """Django's `timesince` filter."""
+    return defaultfilters.timesince_filter(value)
 
 
 def _strftime(value: datetime | None, fmt: str, tz: tzinfo | None = None) -> str:

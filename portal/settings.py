@@ -65,15 +65,18 @@ MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
     # Django's SessionMiddleware, writing an unchanged session at most once a minute.
     "portal.staff.sessions.PortalSessionMiddleware",
+    # An unchanged live poll of a batch answered here, 204, with the checks the view makes.
+    "portal.settlement.middleware.LivePollMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
-    "django.contrib.auth.middleware.AuthenticationMiddleware",
-    "django_otp.middleware.OTPMiddleware",
+    # Django's AuthenticationMiddleware and django-otp's OTPMiddleware in one: the person,
+    # their two-factor device and the two-factor facts in one statement.
+    "portal.staff.middleware.PortalAuthenticationMiddleware",
     # Roles and permissions from the session (read once per session, dropped on a change).
     "portal.staff.middleware.SessionAccessMiddleware",
     # Django's LoginRequiredMiddleware, answering htmx requests with HX-Redirect.
     "portal.staff.middleware.PortalLoginRequiredMiddleware",
-    # Half-signed-in people see only the two-factor pages (needs OTPMiddleware above).
+    # Half-signed-in people see only the two-factor pages (needs the person from above).
     "portal.staff.middleware.TwoFactorMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
@@ -130,6 +133,9 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
         "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
     }
 else:
+    if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
+        # Django's, with a health check that looks at the socket before any round trip.
+        DATABASES["default"]["ENGINE"] = "portal.dbengine.postgresql"
     DATABASES["default"]["CONN_MAX_AGE"] = env_int("DATABASE_CONN_MAX_AGE", 60)
     DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
 # The test database of each run is chosen by tests/conftest.py (pytest-django's hook).
@@ -141,7 +147,7 @@ _REDIS_URL = env_str("REDIS_URL", "")
 if _REDIS_URL:
     CACHES = {
         "default": {
-            "BACKEND": "django.core.cache.backends.redis.RedisCache",
+            "BACKEND": "portal.cache.PortalRedisCache",
             "LOCATION": _REDIS_URL,
         }
     }

@@ -184,8 +184,8 @@ class HtmxMessagesMiddleware:
         # A client redirect or a full refresh will show the messages on the next page.
         if "HX-Redirect" in response.headers or "HX-Refresh" in response.headers:
             return response
-        if 300 <= response.status_code < 400:
-            return response
+        if 300 <= response.status_code < 400 or response.status_code == 204:
+            return response  # 204: htmx swaps nothing, so messages would be lost
         if not response.get("Content-Type", "").startswith("text/html"):
             return response
         pending = list(messages.get_messages(request))

@@ -28,13 +28,16 @@ from django.db import connection
 from django.utils import timezone
 
 from portal.settlement.models import Batch, BatchLive
+from portal.staff.models import Staff
+from portal.staff.roles import APPROVE_SETTLEMENT, REQUEST_SETTLEMENT
 
 CLOCK_SECONDS = 30
 
 
 @cache
-def _statement(vendor: str) -> str:
-    """The one statement (identifiers from the models' metadata; `vendor` keys the cache)."""
+def number_statement(vendor: str) -> str:
+    """The statement reading a batch's number (identifiers from the models' metadata;
+    `vendor` keys the cache); the batch id is its one parameter."""
     q = connection.ops.quote_name
     live, batch = q(BatchLive._meta.db_table), q(Batch._meta.db_table)
     version = q(BatchLive._meta.get_field("version").column)
@@ -52,12 +55,27 @@ def clock_bucket() -> int:
     return int(timezone.now().timestamp()) // CLOCK_SECONDS
 
 
+def version_of(prime_batch_id: str, number: object, viewer_key: Iterable[object]) -> str | None:
+    """The fragment's version from the batch's number (None: the batch has none)."""
+    if number is None:
+        return None
+    text = f"{prime_batch_id}|{number}|{tuple(viewer_key)!r}|{clock_bucket()}"
+    return hashlib.sha1(text.encode(), usedforsecurity=False).hexdigest()[:20]
+
+
+def viewer_of(user: Staff) -> tuple[object, ...]:
+    """Who is looking, as far as the fragment shows it (the rows' actions depend on it)."""
+    return (user.pk, user.has_perm(REQUEST_SETTLEMENT), user.has_perm(APPROVE_SETTLEMENT))
+
+
 def live_version(*, prime_batch_id: str, viewer_key: Iterable[object] = ()) -> str | None:
     """The fragment's version, or None when the batch has none (one statement)."""
     with connection.cursor() as cursor:
-        cursor.execute(_statement(connection.vendor), [prime_batch_id])
+        cursor.execute(number_statement(connection.vendor), [prime_batch_id])
         row = cursor.fetchone()
-    if row is None:
-        return None
-    text = f"{prime_batch_id}|{row[0]}|{tuple(viewer_key)!r}|{clock_bucket()}"
-    return hashlib.sha1(text.encode(), usedforsecurity=False).hexdigest()[:20]
+    return version_of(prime_batch_id, row[0] if row is not None else None, viewer_key)
+
+
+def version_for(user: Staff, prime_batch_id: str) -> str | None:
+    """The fragment's version as `user` sees it."""
+    return live_version(prime_batch_id=prime_batch_id, viewer_key=viewer_of(user))

@@ -25,7 +25,7 @@ from portal.audit.services import audit_refusal
 from portal.settlement import messages as say
 from portal.settlement import selectors, services
 from portal.settlement.forms import ApproveLegsForm, BatchCreateForm, BatchFilterForm, RejectForm
-from portal.settlement.live_version import live_version
+from portal.settlement.live_version import version_for
 from portal.settlement.models import Batch, Leg
 from portal.staff.access import require_perm
 from portal.staff.models import Staff
@@ -136,13 +136,12 @@ def batch_live(request: StaffRequest, prime_batch_id: str) -> HttpResponse:
     """The polled fragment: batch state and leg rows, from the portal's database only.
 
     Nothing changed since the version the fragment carries (`?v=`): 204, which htmx leaves
-    alone, after one statement and no template (portal/settlement/live_version.py).
+    alone, after one statement and no template (portal/settlement/live_version.py); such a
+    poll is usually answered before it gets here (portal/settlement/middleware.py).
     """
     if not wants_fragment(request):
         return redirect("settlement:batch-detail", prime_batch_id=prime_batch_id)
-    user = request.user
-    viewer = (user.pk, user.has_perm(REQUEST_SETTLEMENT), user.has_perm(APPROVE_SETTLEMENT))
-    version = live_version(prime_batch_id=prime_batch_id, viewer_key=viewer)
+    version = version_for(request.user, prime_batch_id)
     if version is not None and request.GET.get("v") == version:
         return HttpResponse(status=204)
     live = _live_or_404(prime_batch_id, request.user)

@@ -14,7 +14,12 @@ def portal_context(request: HttpRequest) -> dict[str, Any]:
     """Template context every page needs: navigation by role and the person's roles."""
     user = getattr(request, "user", None)
     if user is None or not user.is_authenticated:
-        return {"nav_items": [], "user_roles": [], "portal_env": settings.PORTAL_ENV}
+        return {
+            "nav_items": [],
+            "user_roles": [],
+            "portal_env": settings.PORTAL_ENV,
+            "two_factor_pending": False,
+        }
     if getattr(request, "two_factor_pending", False):
         # Half signed in (password only): nothing to navigate to until the code is in.
         return {
@@ -32,4 +37,9 @@ def portal_context(request: HttpRequest) -> dict[str, Any]:
         # Not set by SessionAccessMiddleware: one query; groups that are not roles are left out.
         held = {name for name in user.groups.values_list("name", flat=True)}
         roles = [role.value for role in Role if role.value in held]
-    return {"nav_items": nav, "user_roles": roles, "portal_env": settings.PORTAL_ENV}
+    return {
+        "nav_items": nav,
+        "user_roles": roles,
+        "portal_env": settings.PORTAL_ENV,
+        "two_factor_pending": False,
+    }

@@ -3,17 +3,20 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import TypeVar
+from functools import partial
+from typing import Any, TypeVar
 from urllib.parse import urlencode, urlsplit
 
-from django.contrib.auth.middleware import LoginRequiredMiddleware
+from asgiref.sync import sync_to_async
+from django.contrib.auth.middleware import AuthenticationMiddleware, LoginRequiredMiddleware
 from django.http import HttpRequest, HttpResponse, HttpResponseBase
 from django.shortcuts import redirect, resolve_url
 from django.urls import reverse
 from django.utils.deprecation import MiddlewareMixin
+from django.utils.functional import SimpleLazyObject
 from django_htmx.http import HttpResponseClientRedirect
 
-from portal.staff import selectors, session_access
+from portal.staff import principal, selectors, session_access
 from portal.staff.models import Staff
 from portal.web import is_htmx
 
@@ -33,6 +36,24 @@ def _htmx_page_path(request: HttpRequest) -> str:
     if current and parts.path:
         return parts.path + (f"?{parts.query}" if parts.query else "")
     return request.get_full_path()
+
+
+def cached_user(request: HttpRequest) -> Any:
+    """The request's person (read once per request, see PortalAuthenticationMiddleware)."""
+    if not hasattr(request, "_cached_user"):
+        request._cached_user = principal.user_for(request)  # type: ignore[attr-defined]
+    return request._cached_user  # type: ignore[attr-defined]
+
+
+class PortalAuthenticationMiddleware(AuthenticationMiddleware):
+    """Django's AuthenticationMiddleware and django-otp's OTPMiddleware in one: the
+    signed-in person, their verified two-factor device and the two-factor facts the gate
+    below needs, read in one statement (portal/staff/principal.py) on first use."""
+
+    def process_request(self, request: HttpRequest) -> None:
+        super().process_request(request)  # Django's own check that sessions come first
+        request.user = SimpleLazyObject(partial(cached_user, request))  # type: ignore[assignment]
+        request.auser = partial(sync_to_async(cached_user), request)
 
 
 class PortalLoginRequiredMiddleware(LoginRequiredMiddleware):
@@ -60,7 +81,7 @@ class TwoFactorMiddleware(MiddlewareMixin):
     """After the password, a person with an authenticator app (or when an Admin requires
     one for everyone) sees nothing but the two-factor pages until the code is verified.
 
-    Runs after OTPMiddleware, which gives `request.user.is_verified()`.
+    Runs after PortalAuthenticationMiddleware, which gives `request.user.is_verified()`.
     """
 
     def process_view(
@@ -73,7 +94,7 @@ class TwoFactorMiddleware(MiddlewareMixin):
         user = request.user
         if not isinstance(user, Staff) or not user.is_authenticated or user.is_verified():
             return None
-        step = self._pending_step(user)
+        step = self.pending_step(user)
         # The frame hides navigation and the status strip while a step is pending.
         request.two_factor_pending = step is not None  # type: ignore[attr-defined]
         if step is None or getattr(view_func, "two_factor_exempt", False):
@@ -83,10 +104,18 @@ class TwoFactorMiddleware(MiddlewareMixin):
         return self._send_to(request, reverse(step))
 
     @staticmethod
-    def _pending_step(user: Staff) -> str | None:
-        if selectors.otp_has_confirmed_device(staff=user):
+    def pending_step(user: Staff) -> str | None:
+        """The two-factor page this person must go through first, or None."""
+        # Read with the person (PortalAuthenticationMiddleware); asked here otherwise.
+        facts: principal.Principal | None = getattr(user, "two_factor", None)
+        if facts is not None:
+            has_device, required = facts.has_confirmed_device, facts.two_factor_required
+        else:
+            has_device = selectors.otp_has_confirmed_device(staff=user)
+            required = not has_device and selectors.two_factor_required()
+        if has_device:
             return "staff:two-factor"
-        if selectors.two_factor_required():
+        if required:
             return "staff:two-factor-setup"
         return None
 

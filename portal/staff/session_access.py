@@ -19,11 +19,10 @@ from typing import Any
 
 from django.contrib.auth.backends import ModelBackend
 from django.contrib.sessions.backends.base import SessionBase
-from django.contrib.sessions.models import Session
 from django.db import transaction
 from django.utils import timezone
 
-from portal.staff.models import Staff
+from portal.staff.models import PortalSession, Staff
 from portal.staff.roles import Role
 from portal.staff.sessions import SessionStore
 
@@ -71,15 +70,19 @@ def unbind(token: Any) -> None:
 def _drop(user_pks: set[int] | None) -> None:
     """Remove the stored copy from the sessions of these people (None: everybody)."""
     store = SessionStore()
+    sessions = PortalSession.objects.filter(expire_date__gt=timezone.now())
+    if user_pks is not None:
+        # The person is a column of the portal's sessions: only theirs are read.
+        sessions = sessions.filter(staff_id__in=user_pks)
     wanted = None if user_pks is None else {str(pk) for pk in user_pks}
-    for row in Session.objects.filter(expire_date__gt=timezone.now()).iterator():
+    for row in sessions.iterator():
         data = store.decode(row.session_data)
         if SESSION_KEY not in data:
             continue
         if wanted is not None and str(data.get("_auth_user_id")) not in wanted:
             continue
         data.pop(SESSION_KEY)
-        Session.objects.filter(pk=row.pk).update(session_data=store.encode(data))
+        PortalSession.objects.filter(pk=row.pk).update(session_data=store.encode(data))
 
 
 def forget(user_pks: set[int] | None) -> None:

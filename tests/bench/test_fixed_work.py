@@ -7,13 +7,13 @@ from __future__ import annotations
 from datetime import timedelta
 
 import pytest
-from django.contrib.sessions.models import Session
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 from django.utils import timezone
 
 from portal.staff import services
+from portal.staff.models import PortalSession as Session
 from portal.staff.roles import Role
 
 pytestmark = pytest.mark.django_db

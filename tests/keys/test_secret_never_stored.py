@@ -14,13 +14,13 @@ from urllib.parse import quote, quote_plus
 
 import pytest
 from django.contrib.sessions.backends.db import SessionStore
-from django.contrib.sessions.models import Session
 from django.core.cache import caches
 from django.db import connection
 from django.urls import reverse
 
 from portal.audit.models import AuditEvent
 from portal.keys.models import ApiKey
+from portal.staff.models import PortalSession as Session
 from tests.users.conftest import HX
 
 pytestmark = pytest.mark.django_db

@@ -62,6 +62,22 @@ def test_messages_ride_out_of_band_on_htmx_responses(client, viewer):
 
 
 @pytest.mark.django_db
+def test_a_204_leaves_pending_messages_for_a_later_answer(viewer):
+    from django.contrib.messages.storage.session import SessionStorage
+    from django.contrib.sessions.backends.db import SessionStore
+
+    request = RequestFactory().get("/", headers=HTMX)
+    request.session = SessionStore()
+    request._messages = SessionStorage(request)
+    messages.info(request, "Batch approved.")
+
+    response = _htmx_pipeline(lambda request: HttpResponse(status=204))(request)
+
+    assert response.content == b""  # htmx swaps nothing on a 204: nothing may ride on it
+    assert [m.message for m in messages.get_messages(request)] == ["Batch approved."]
+
+
+@pytest.mark.django_db
 def test_plain_requests_keep_messages_for_the_page(client, viewer):
     from django.contrib.messages.storage.session import SessionStorage
     from django.contrib.sessions.backends.db import SessionStore

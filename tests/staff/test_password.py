@@ -1,12 +1,12 @@
 """Changing your own password: service, page, htmx form, session kept, audit."""
 
 import pytest
-from django.contrib.sessions.models import Session
 from django.test import Client
 from django.urls import reverse
 
 from portal.audit.models import AuditAction, AuditEvent, Outcome
 from portal.staff import services
+from portal.staff.models import PortalSession as Session
 from tests.conftest import PASSWORD
 
 pytestmark = pytest.mark.django_db

@@ -1,13 +1,13 @@
 from datetime import timedelta
 
 import pytest
-from django.contrib.sessions.models import Session
 from django.urls import reverse
 from django.utils import timezone
 
 from portal.actors import SystemActor
 from portal.audit.models import AuditAction, AuditEvent, Outcome
 from portal.staff import services
+from portal.staff.models import PortalSession as Session
 from tests.conftest import PASSWORD
 from tests.staff.otp import confirmed_device, totp_code, wrong_code
 

@@ -1,0 +1,1 @@
+"""The portal's database engines: Django's, with small changes (see each)."""

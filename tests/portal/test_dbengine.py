@@ -1,0 +1,55 @@
+"""The PostgreSQL engine's health check (portal/dbengine/postgresql): no round trip for a
+connection that is as it was left; a connection the server closed is still found out and
+replaced before a request uses it."""
+
+from __future__ import annotations
+
+import select
+import time
+
+import pytest
+from django.db import connection
+from django.db.backends.postgresql.base import DatabaseWrapper as DjangoWrapper
+
+pytestmark = [pytest.mark.postgres, pytest.mark.django_db(transaction=True)]
+
+
+def test_postgresql_urls_use_the_portals_engine():
+    assert connection.settings_dict["ENGINE"] == "portal.dbengine.postgresql"
+    assert connection.vendor == "postgresql"
+
+
+def test_an_idle_connection_is_used_without_a_round_trip(monkeypatch):
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT 1")
+    asked = []
+    monkeypatch.setattr(DjangoWrapper, "is_usable", lambda self: asked.append(1) or True)
+    assert connection.is_usable() is True
+    assert asked == []  # Django's SELECT 1 was not needed
+
+
+def test_a_connection_the_server_closed_is_replaced_before_use(django_db_blocker):
+    connection.ensure_connection()
+    pid = connection.connection.info.backend_pid
+    from django.db import connections
+
+    other = connections.create_connection("default")
+    try:
+        with other.cursor() as cursor:
+            cursor.execute("SELECT pg_terminate_backend(%s)", [pid])
+    finally:
+        other.close()
+    # The server's goodbye reaches the socket.
+    readable, _, _ = select.select([connection.connection.fileno()], [], [], 5)
+    assert readable, "the terminated connection's socket never became readable"
+
+    assert connection.is_usable() is False
+    # As at the start of a request (CONN_HEALTH_CHECKS): found out, closed, reconnected.
+    connection.health_check_done = False
+    connection.close_if_health_check_failed()
+    started = time.monotonic()
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_backend_pid()")
+        (new_pid,) = cursor.fetchone()
+    assert new_pid != pid
+    assert time.monotonic() - started < 5
