@@ -91,3 +91,10 @@ def model_from_row(model: type[M], values: Sequence[Any]) -> M:
             value = converter(value, field, connection)
         converted.append(value)
     return model.from_db(connection.alias, _attnames(model), converted)
+
+
+def prepared_cursor() -> Any:
+    """A cursor for a statement every request runs: on PostgreSQL one that psycopg prepares
+    after a few runs (portal/dbengine/postgresql), elsewhere Django's usual cursor."""
+    make = getattr(connection, "prepared_cursor", None)
+    return make() if make is not None else connection.cursor()

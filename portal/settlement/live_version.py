@@ -27,6 +27,7 @@ from functools import cache
 from django.db import connection
 from django.utils import timezone
 
+from portal.db import prepared_cursor
 from portal.settlement.models import Batch, BatchLive
 from portal.staff.models import Staff
 from portal.staff.roles import APPROVE_SETTLEMENT, REQUEST_SETTLEMENT
@@ -70,7 +71,7 @@ def viewer_of(user: Staff) -> tuple[object, ...]:
 
 def live_version(*, prime_batch_id: str, viewer_key: Iterable[object] = ()) -> str | None:
     """The fragment's version, or None when the batch has none (one statement)."""
-    with connection.cursor() as cursor:
+    with prepared_cursor() as cursor:
         cursor.execute(number_statement(connection.vendor), [prime_batch_id])
         row = cursor.fetchone()
     return version_of(prime_batch_id, row[0] if row is not None else None, viewer_key)

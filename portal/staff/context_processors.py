@@ -28,7 +28,7 @@ def portal_context(request: HttpRequest) -> dict[str, Any]:
             "portal_env": settings.PORTAL_ENV,
             "two_factor_pending": True,
         }
-    nav: list[dict[str, Any]] = [dict(item) for item in navigation_for(user)]
+    nav: list[dict[str, Any]] = navigation_for(user)  # fresh dicts, marked below
     path = request.path
     for item in nav:
         item["active"] = path == item["url"] or path.startswith(item["url"].rstrip("/") + "/")

@@ -37,7 +37,7 @@ from django_otp import DEVICE_ID_SESSION_KEY
 from django_otp.middleware import is_verified as otp_is_verified
 from django_otp.plugins.otp_totp.models import TOTPDevice
 
-from portal.db import model_from_row
+from portal.db import model_from_row, prepared_cursor
 from portal.staff.models import PortalSecurity, PortalSession, Staff
 
 
@@ -150,7 +150,7 @@ def read(*, staff_pk: int, device: int | None, also: Also | None = None) -> Prin
     """The person with this primary key (None when there is none) and the facts above;
     `also` (a scalar SELECT and its parameters) is asked in the same statement."""
     also_sql, also_params = also if also is not None else (None, [])
-    with connection.cursor() as cursor:
+    with prepared_cursor() as cursor:
         cursor.execute(
             _statement(connection.vendor, also_sql, False),
             [PortalSecurity.SINGLETON_ID, *also_params, device, staff_pk],
@@ -166,7 +166,7 @@ def read_with_session(
     sessions, portal/staff/sessions.py, read themselves with this)."""
     also_sql, also_params = also if also is not None else (None, [])
     now = connection.ops.adapt_datetimefield_value(timezone.now())
-    with connection.cursor() as cursor:
+    with prepared_cursor() as cursor:
         cursor.execute(
             _statement(connection.vendor, also_sql, True),
             [PortalSecurity.SINGLETON_ID, *also_params, session_key, now],

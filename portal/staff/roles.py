@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from functools import lru_cache
 from typing import TYPE_CHECKING, Any
 
 from django.db import models
@@ -66,14 +67,28 @@ def ensure_roles(**kwargs: Any) -> None:
 
 def navigation_for(user: Staff | AnonymousUser) -> list[dict[str, str]]:
     """Navigation entries the user may open, resolved to URLs (unknown routes are skipped)."""
+    from django.conf import settings
+    from django.urls import get_script_prefix, get_urlconf
+
+    allowed = tuple(user.has_perm(perm) for _, _, perm in NAVIGATION)
+    urlconf = get_urlconf() or settings.ROOT_URLCONF
+    return [dict(item) for item in _navigation(allowed, get_script_prefix(), urlconf)]
+
+
+@lru_cache(maxsize=128)
+def _navigation(
+    allowed: tuple[bool, ...], prefix: str, urlconf: object
+) -> tuple[dict[str, str], ...]:
+    """The entries for one combination of permissions (URLs reversed once per process and
+    URL prefix, not on every page)."""
     from django.urls import NoReverseMatch, reverse
 
     items = []
-    for label, url_name, perm in NAVIGATION:
-        if not user.has_perm(perm):
+    for (label, url_name, _perm), may in zip(NAVIGATION, allowed, strict=True):
+        if not may:
             continue
         try:
             items.append({"label": label, "url": reverse(url_name), "name": url_name})
         except NoReverseMatch:
             continue
-    return items
+    return tuple(items)

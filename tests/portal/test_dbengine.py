@@ -53,3 +53,43 @@ def test_a_connection_the_server_closed_is_replaced_before_use(django_db_blocker
         (new_pid,) = cursor.fetchone()
     assert new_pid != pid
     assert time.monotonic() - started < 5
+
+
+def _prepared() -> list[str]:
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT statement FROM pg_prepared_statements")
+        return [row[0] for row in cursor.fetchall()]
+
+
+def test_the_per_request_statement_is_prepared_after_a_few_runs(client, viewer):
+    from portal.staff.models import PortalSession
+
+    client.force_login(viewer)
+    for _ in range(8):
+        assert client.get("/").status_code == 200
+    table = PortalSession._meta.db_table
+    assert any(table in text and "$1" in text for text in _prepared()), _prepared()
+
+
+def test_client_binding_cursors_still_never_prepare(viewer):
+    from portal.staff.models import Staff
+
+    for _ in range(8):
+        list(Staff.objects.filter(pk=viewer.pk))
+    # A client-bound statement carries its values inline: prepared, it would have no $1.
+    assert all("$1" in text for text in _prepared()), _prepared()
+
+
+def test_options_can_turn_preparing_off(settings):
+    from django.db import connections
+
+    options = {**connection.settings_dict["OPTIONS"], "prepare_threshold": None}
+    other = connections.create_connection("default")
+    other.settings_dict = {**other.settings_dict, "OPTIONS": options}
+    try:
+        other.ensure_connection()
+        assert other.connection.prepare_threshold is None
+    finally:
+        other.close()
+    connection.ensure_connection()
+    assert connection.connection.prepare_threshold == 5
