@@ -137,6 +137,9 @@ else:
         # Django's, with a health check that looks at the socket before any round trip.
         DATABASES["default"]["ENGINE"] = "portal.dbengine.postgresql"
     DATABASES["default"]["CONN_MAX_AGE"] = env_int("DATABASE_CONN_MAX_AGE", 60)
+    if not env_bool("DATABASE_PREPARED_STATEMENTS", default=True):
+        # A pooler in transaction mode cannot keep prepared statements.
+        DATABASES["default"].setdefault("OPTIONS", {})["prepare_threshold"] = None
     DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
 # The test database of each run is chosen by tests/conftest.py (pytest-django's hook).
 
