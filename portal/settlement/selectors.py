@@ -352,9 +352,12 @@ def batch_timeline(*, prime_batch_id: str, leg_assets: Iterable[str]) -> list[Ti
     leg_ids = [leg_audit_id(prime_batch_id, asset) for asset in leg_assets]
     if not leg_ids:  # an empty IN () is not SQL; no leg matches the empty string
         leg_ids = [""]
-    statement = page_sql.timeline_statement(connection.vendor, len(leg_ids), TIMELINE_LIMIT)
-    params = [TargetType.BATCH, prime_batch_id, TargetType.LEG, *leg_ids]
-    params += [TargetType.CHANGE_REQUEST, LEG_KIND, TargetType.LEG, *leg_ids]
+    vendor = connection.vendor
+    statement = page_sql.timeline_statement(vendor, len(leg_ids), TIMELINE_LIMIT)
+    halves = page_sql.timeline_halves(vendor)
+    params = [TargetType.BATCH, prime_batch_id] * halves
+    params += [TargetType.LEG, *leg_ids] * halves
+    params += [TargetType.CHANGE_REQUEST, LEG_KIND, TargetType.LEG, *leg_ids] * halves
     column, converters = page_sql.occurred_at_converter()
     with connection.cursor() as cursor:
         cursor.execute(statement, params)
