@@ -12,7 +12,7 @@ The pages' templates draw everything else (`settlement/batch_list.html`,
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from datetime import tzinfo
+from datetime import datetime, tzinfo
 from html import escape
 
 from django.template.defaultfilters import timesince_filter
@@ -119,24 +119,49 @@ _OUTCOME_TONES = {"succeeded": "ok", "unknown": "warn"}
 def timeline_rows(events: Iterable[TimelineEvent]) -> SafeString:
     """A batch's timeline entries, in the order given."""
     zone = timezone.get_current_timezone()
+    # A page repeats a handful of actions, outcomes and actors: each printed once.
+    actions: dict[str, tuple[str, str]] = {}
+    outcomes: dict[str, tuple[str, str]] = {}
+    actors: dict[str, str] = {}
     entries = []
     for event in events:
         at = event.occurred_at.astimezone(zone)
+        iso = at.isoformat()
         asset, message = event.leg_asset, event.message
+        action = actions.get(event.action)
+        if action is None:
+            action = actions[event.action] = (
+                escape(event.action),
+                escape(_label(_ACTIONS, event.action)),
+            )
+        outcome = outcomes.get(event.outcome)
+        if outcome is None:
+            outcome = outcomes[event.outcome] = (
+                _OUTCOME_TONES.get(event.outcome, "bad"),
+                escape(_label(_OUTCOMES, event.outcome)),
+            )
+        actor = actors.get(event.actor_label)
+        if actor is None:
+            actor = actors[event.actor_label] = escape(event.actor_label)
         entries.append(
             _EVENT.format(
-                action=escape(event.action),
-                iso=at.isoformat(),
-                when=at.strftime("%Y-%m-%d %H:%M:%S"),
-                label=escape(_label(_ACTIONS, event.action)),
+                action=action[0],
+                iso=iso,
+                # `strftime("%Y-%m-%d %H:%M:%S")`, read off the ISO form (four-digit years).
+                when=f"{iso[:10]} {iso[11:19]}" if at.year >= 1000 else _when(at),
+                label=action[1],
                 leg=_EVENT_LEG.format(escape(asset)) if asset else "",
-                tone=_OUTCOME_TONES.get(event.outcome, "bad"),
-                outcome=escape(_label(_OUTCOMES, event.outcome)),
-                actor=escape(event.actor_label),
+                tone=outcome[0],
+                outcome=outcome[1],
+                actor=actor,
                 message=_EVENT_MESSAGE.format(escape(message)) if message else "",
             )
         )
     return SafeString("".join(entries))
+
+
+def _when(at: datetime) -> str:
+    return at.strftime("%Y-%m-%d %H:%M:%S")
 
 
 # --- a batch's legs --------------------------------------------------------------------------

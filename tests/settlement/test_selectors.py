@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import random
 from datetime import timedelta
 
 import pytest
@@ -76,3 +77,38 @@ def test_the_timeline_is_one_query_and_names_legs(django_assert_num_queries, ope
             prime_batch_id=batch.prime_batch_id, leg_assets=["BTC", "ETH"]
         )
     assert [event.leg_asset for event in timeline] == ["", "BTC"]
+
+
+def test_the_timeline_shows_long_messages_in_full_whatever_the_target(operator):
+    # On PostgreSQL the timeline is read from an index holding messages up to 1,000 bytes
+    # and another for longer ones (audit migration 0010): events with a message too long
+    # for an index entry, and incompressible, are still written and shown, in order.
+    from portal.audit.models import AuditAction, TargetType
+    from portal.audit.services import audit_record
+    from portal.settlement.models import Leg
+    from tests.settlement.conftest import open_request
+
+    batch = mirror_batch()
+    change = open_request(Leg.objects.get(batch=batch, asset="USD"), operator)
+    rng = random.Random(13)  # 1,500 random ideographs: 4,500 bytes that do not compress
+    long_text = "".join(chr(0x4E00 + rng.randrange(20_000)) for _ in range(1_500))
+    written = []
+    for target_type, target_id, message in (
+        (TargetType.BATCH, batch.prime_batch_id, long_text),
+        (TargetType.LEG, f"{batch.prime_batch_id}:BTC", "short"),
+        (TargetType.CHANGE_REQUEST, str(change.pk), "é" * 501),  # 1,002 bytes
+        (TargetType.LEG, f"{batch.prime_batch_id}:BTC", long_text[::-1]),
+        (TargetType.CHANGE_REQUEST, str(change.pk), ""),
+    ):
+        event = audit_record(
+            actor=operator,
+            action=AuditAction.LEG_REQUESTED,
+            target_type=target_type,
+            target_id=target_id,
+            message=message,
+        )
+        written.append((event.seq, message))
+    timeline = selectors.live_batch(prime_batch_id=batch.prime_batch_id).timeline
+    shown = [(event.seq, event.message) for event in timeline if event.seq >= written[0][0]]
+    assert shown == written
+    assert [event.leg_asset for event in timeline][-5:] == ["", "BTC", "USD", "BTC", "USD"]
