@@ -8,8 +8,6 @@ from functools import cache
 from typing import Any, TypeVar
 
 from django.db import connection, models
-from django.db.models import Count, IntegerField, OuterRef, QuerySet, Subquery, Value
-from django.db.models.functions import Coalesce
 
 M = TypeVar("M", bound=models.Model)
 
@@ -40,22 +38,6 @@ class KrakenMirror(models.Model):
         self.missing_upstream_at = now
         self.last_synced_at = now
         self.flag_changed_outside(now, ["no longer listed by Kraken"])
-
-
-def count_per_row(related: QuerySet, fk: str) -> Coalesce:
-    """COUNT of `related` rows whose `fk` points at the outer row, as a correlated subquery.
-
-    Unlike annotate(Count(join)), which aggregates the whole table before LIMIT, the
-    subquery runs only for the rows a page returns.
-    """
-    counted = (
-        related.filter(**{fk: OuterRef("pk")})
-        .order_by()
-        .values(fk)
-        .annotate(n=Count("pk"))
-        .values("n")
-    )
-    return Coalesce(Subquery(counted, output_field=IntegerField()), Value(0))
 
 
 @cache

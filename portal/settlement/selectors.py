@@ -89,7 +89,7 @@ def _leg_counts() -> tuple[RawSQL, RawSQL]:
     """The outer batch's legs, all and settled, each a correlated COUNT run per returned row
     (not before LIMIT).
 
-    Written as SQL once: the same subqueries through the ORM (`portal.db.count_per_row`)
+    Written as SQL once: the same subqueries built through the ORM per request
     cost about 1 ms of Python a request to build and compile on the bench machine.
     """
     q = connection.ops.quote_name
