@@ -19,6 +19,7 @@ from django.utils import timezone
 from portal.actors import Actor, actor_staff
 from portal.approvals.models import ChangeKind, ChangeRequest, RequestState, Vote, VoteDecision
 from portal.audit.models import TargetType
+from portal.db import prepared_cursor
 from portal.paging import Keyset, KeysetPage
 from portal.settlement import page_sql
 from portal.settlement.messages import amount_text, what_text
@@ -383,7 +384,7 @@ def batch_timeline(*, prime_batch_id: str, leg_assets: Iterable[str]) -> list[Ti
     params += [TargetType.LEG, *leg_ids] * halves
     params += [TargetType.CHANGE_REQUEST, LEG_KIND, TargetType.LEG, *leg_ids] * halves
     column, converters = page_sql.occurred_at_converter()
-    with connection.cursor() as cursor:
+    with prepared_cursor() as cursor:  # planned once per connection (six index scans)
         cursor.execute(statement, params)
         newest = cursor.fetchall()
     return [
