@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import json
+import unicodedata
 from dataclasses import dataclass
+from datetime import tzinfo
 from functools import lru_cache
-from typing import Any
+from typing import Any, NamedTuple
 from urllib.parse import quote
 
 from django.conf import settings
@@ -63,25 +65,49 @@ def _list_urls() -> _Urls:
     return _urls(get_script_prefix(), str(settings.ROOT_URLCONF))
 
 
-def _row(event: EventRow, urls: _Urls) -> dict[str, Any]:
-    at = timezone.localtime(event.occurred_at)
-    target_type = _TARGET_TYPES.get(event.target_type, event.target_type)
-    return {
-        "seq": event.seq,
-        "url": urls.detail(event.seq),
-        "iso": at.isoformat(),
-        "when": at.strftime("%Y-%m-%d %H:%M:%S"),
-        "actor": event.actor_label,
-        "action": _ACTIONS.get(event.action, event.action),
-        "target_type": target_type,
-        "target_type_lower": str(target_type).lower(),
-        "target_id": event.target_id,
-        "history": f"{urls.list}?target_type={quote(event.target_type, safe='/')}"
+class _RowView(NamedTuple):
+    """What one row of the list shows, every value ready to print."""
+
+    seq: int
+    url: str
+    iso: str
+    when: str
+    actor: str
+    action: str
+    target_type: str
+    target_type_lower: str
+    target_id: str
+    history: str
+    badge: str
+    outcome: str
+    message: str
+
+
+def _row(event: EventRow, urls: _Urls, zone: tzinfo) -> _RowView:
+    at = event.occurred_at.astimezone(zone)  # timezone.localtime(), the zone read once
+    target_type = str(_TARGET_TYPES.get(event.target_type, event.target_type))
+    return _RowView(
+        seq=event.seq,
+        url=urls.detail(event.seq),
+        iso=at.isoformat(),
+        when=at.strftime("%Y-%m-%d %H:%M:%S"),
+        actor=event.actor_label,
+        action=str(_ACTIONS.get(event.action, event.action)),
+        target_type=target_type,
+        target_type_lower=target_type.lower(),
+        target_id=event.target_id,
+        history=f"{urls.list}?target_type={quote(event.target_type, safe='/')}"
         f"&target_id={quote(event.target_id, safe='/')}",
-        "badge": _BADGES.get(event.outcome, "info"),
-        "outcome": _OUTCOMES.get(event.outcome, event.outcome),
-        "message": Truncator(event.message).chars(80),
-    }
+        badge=_BADGES.get(event.outcome, "info"),
+        outcome=str(_OUTCOMES.get(event.outcome, event.outcome)),
+        message=_shortened(event.message, 80),
+    )
+
+
+def _shortened(text: str, length: int) -> str:
+    """`Truncator(text).chars(length)`, which returns short text NFC-normalised, as here."""
+    text = unicodedata.normalize("NFC", text)
+    return text if len(text) <= length else Truncator(text).chars(length)
 
 
 def rows_fragment(events: list[EventRow]) -> SafeString:
@@ -91,8 +117,8 @@ def rows_fragment(events: list[EventRow]) -> SafeString:
         return SafeString("")
 
     def render() -> str:
-        urls = _list_urls()
-        return render_jinja(ROWS_TEMPLATE, rows=[_row(event, urls) for event in events])
+        urls, zone = _list_urls(), timezone.get_current_timezone()
+        return render_jinja(ROWS_TEMPLATE, rows=[_row(event, urls, zone) for event in events])
 
     return cached_html(
         "audit:rows",
