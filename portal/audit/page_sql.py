@@ -12,6 +12,7 @@ from the model's metadata, with the values as parameters.
 from __future__ import annotations
 
 from datetime import datetime
+from functools import lru_cache
 from typing import Any, NamedTuple
 
 from django.db import connection, models
@@ -46,18 +47,22 @@ class EventRow(NamedTuple):
     message: str
 
 
-def _q(name: str) -> str:
-    return connection.ops.quote_name(name)
+@lru_cache(maxsize=4)
+def _quoted(vendor: str) -> dict[str, str]:
+    """The table's name (key "") and its columns' names by field, quoted for the backend."""
+    names = {"": connection.ops.quote_name(AuditEvent._meta.db_table)}
+    for field in AuditEvent._meta.concrete_fields:
+        assert isinstance(field, models.Field)
+        names[field.name] = connection.ops.quote_name(str(field.column))
+    return names
 
 
 def _col(field: str) -> str:
-    found = AuditEvent._meta.get_field(field)
-    assert isinstance(found, models.Field)
-    return _q(str(found.column))
+    return _quoted(connection.vendor)[field]
 
 
 def _table() -> str:
-    return _q(AuditEvent._meta.db_table)
+    return _quoted(connection.vendor)[""]
 
 
 def _icontains(column: str) -> str:
