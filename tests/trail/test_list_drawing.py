@@ -91,3 +91,16 @@ def test_a_jinja_templates_fingerprint_is_of_its_source(settings):
     expected = hashlib.sha1(source.encode(), usedforsecurity=False).hexdigest()[:12]
     assert template_fingerprint("audit/_rows.jinja") == expected
     assert template_fingerprint("audit/_results.jinja") != expected
+
+
+def test_filter_forms_share_their_fields_but_not_their_state():
+    crossed = AuditFilterForm({"since": "2026-12-31", "until": "2026-01-01", "action": "nope"})
+    fine = AuditFilterForm({"since": "2026-01-01", "until": "2026-12-31", "action": "key_issued"})
+    assert not crossed.is_valid() and fine.is_valid()
+    assert "aria-invalid" in str(crossed["until"])
+    assert "aria-invalid" not in str(fine["until"])
+    assert fine.errors == {} and set(crossed.errors) == {"until", "action"}
+    assert 'value="key_issued" selected' in fine.options_html("action")
+    assert "selected" not in crossed.options_html("action")
+    assert crossed.fields["action"] is fine.fields["action"]  # shared, never altered
+    assert AuditFilterForm().fields == AuditFilterForm.base_fields
