@@ -10,7 +10,7 @@ from portal.audit import page_sql
 from portal.audit.filters import AuditFilter
 from portal.audit.models import AuditEvent
 from portal.audit.selectors import audit_event_filter
-from tests.audit.conftest import record
+from tests.audit.conftest import Clock, record
 
 FILTERS = [
     AuditFilter(),
@@ -34,7 +34,9 @@ FILTERS = [
 ]
 
 
-def _expected(filters: AuditFilter, *, older: int | None, newer: int | None, limit: int):
+def _expected(
+    filters: AuditFilter, *, older: int | None, newer: int | None, limit: int
+) -> list[AuditEvent]:
     qs = audit_event_filter(filters=filters)
     if newer is not None:
         return list(qs.filter(seq__gt=newer).order_by("seq")[:limit])
@@ -43,7 +45,9 @@ def _expected(filters: AuditFilter, *, older: int | None, newer: int | None, lim
     return list(qs.order_by("-seq")[:limit])
 
 
-def _found(filters: AuditFilter, *, older: int | None, newer: int | None, limit: int):
+def _found(
+    filters: AuditFilter, *, older: int | None, newer: int | None, limit: int
+) -> list[page_sql.EventRow]:
     statement, params = page_sql.page_statement(
         filters=filters, older_than=older, newer_than=newer, limit=limit
     )
@@ -51,7 +55,7 @@ def _found(filters: AuditFilter, *, older: int | None, newer: int | None, limit:
 
 
 @pytest.fixture
-def trail(varied_events, clock):
+def trail(varied_events: list[AuditEvent], clock: Clock) -> list[AuditEvent]:
     """The varied events, then a run of key label changes, a minute apart."""
     for _ in range(30):
         clock.advance(minutes=1)
@@ -60,7 +64,9 @@ def trail(varied_events, clock):
 
 
 @pytest.mark.parametrize("filters", FILTERS, ids=repr)
-def test_the_page_statement_finds_what_the_orm_finds(trail, filters):
+def test_the_page_statement_finds_what_the_orm_finds(
+    trail: list[AuditEvent], filters: AuditFilter
+) -> None:
     middle = AuditEvent.objects.order_by("seq")[15].seq
     for older, newer in ((None, None), (middle, None), (None, middle)):
         for limit in (5, 51):
@@ -74,7 +80,7 @@ def test_the_page_statement_finds_what_the_orm_finds(trail, filters):
                 assert row.occurred_at.utcoffset() == timedelta(0)
 
 
-def test_a_time_range_finds_what_the_orm_finds(trail):
+def test_a_time_range_finds_what_the_orm_finds(trail: list[AuditEvent]) -> None:
     events = list(AuditEvent.objects.order_by("seq"))
     for since_at, until_at in (
         (events[2].occurred_at, events[5].occurred_at),

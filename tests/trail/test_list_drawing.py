@@ -6,12 +6,15 @@ import hashlib
 import unicodedata
 
 import pytest
+from django.conf import settings
 from django.core.cache import cache
 from django.template import Context, Template
+from django.test import Client
 from django.urls import reverse
 from django.utils.text import Truncator
 
 from portal.audit.forms import AuditFilterForm
+from portal.staff.models import Staff
 from portal.trail import views
 from portal.trail.fragments import template_fingerprint
 from tests.audit.conftest import record
@@ -22,7 +25,7 @@ SELECTS = ("action", "outcome", "target_type")
 
 
 @pytest.fixture
-def viewing(client, viewer):
+def viewing(client: Client, viewer: Staff) -> Client:
     client.force_login(viewer)
     return client
 
@@ -45,7 +48,9 @@ def _select_options(form: AuditFilterForm, name: str) -> str:
         {"q": "<b>\"x'</b>", "actor": "a&b", "target_id": "<id>"},
     ],
 )
-def test_the_filter_form_is_what_django_forms_draw(viewing, db, params):
+def test_the_filter_form_is_what_django_forms_draw(
+    viewing: Client, db: None, params: dict[str, str]
+) -> None:
     record(3)
     body = viewing.get(LIST, params).content.decode()
     form = AuditFilterForm(params)
@@ -61,13 +66,15 @@ def test_the_filter_form_is_what_django_forms_draw(viewing, db, params):
         assert f'name="{name}" id="id_{name}" value="{value}"' in body
 
 
-def test_the_actor_field_suggests_staff_and_system_actors(viewing, admin, operator):
+def test_the_actor_field_suggests_staff_and_system_actors(
+    viewing: Client, admin: Staff, operator: Staff
+) -> None:
     body = viewing.get(LIST).content.decode()
     for name in (admin.username, operator.username, "system:prime_poll", "anonymous"):
         assert f'<option value="{name}">' in body
 
 
-def test_rows_from_the_cache_are_the_rows_drawn(viewing, db):
+def test_rows_from_the_cache_are_the_rows_drawn(viewing: Client, db: None) -> None:
     record(60, message="é" * 90)
     cache.clear()
     drawn = viewing.get(LIST, headers=HTMX).content
@@ -80,12 +87,12 @@ def test_rows_from_the_cache_are_the_rows_drawn(viewing, db):
     "text",
     ["", "short", "x" * 80, "x" * 81, "e\u0301" * 50, "e\u0301" * 81, "a" * 79 + "e\u0301" * 3],
 )
-def test_messages_are_shortened_as_truncator_does(text):
+def test_messages_are_shortened_as_truncator_does(text: str) -> None:
     assert views._shortened(text, 80) == Truncator(text).chars(80)
     assert unicodedata.is_normalized("NFC", views._shortened(text, 80))
 
 
-def test_a_jinja_templates_fingerprint_is_of_its_source(settings):
+def test_a_jinja_templates_fingerprint_is_of_its_source() -> None:
     path = settings.BASE_DIR / "templates" / "audit" / "_rows.jinja"
     source = path.read_text(encoding="utf-8")
     expected = hashlib.sha1(source.encode(), usedforsecurity=False).hexdigest()[:12]
@@ -93,7 +100,7 @@ def test_a_jinja_templates_fingerprint_is_of_its_source(settings):
     assert template_fingerprint("audit/_results.jinja") != expected
 
 
-def test_filter_forms_share_their_fields_but_not_their_state():
+def test_filter_forms_share_their_fields_but_not_their_state() -> None:
     crossed = AuditFilterForm({"since": "2026-12-31", "until": "2026-01-01", "action": "nope"})
     fine = AuditFilterForm({"since": "2026-01-01", "until": "2026-12-31", "action": "key_issued"})
     assert not crossed.is_valid() and fine.is_valid()
