@@ -64,6 +64,12 @@ def jinja(context: Context, name: str, **values: Any) -> SafeString:
     )
 
 
+def render_jinja(name: str, **values: Any) -> SafeString:
+    """The Jinja2 template `name` drawn with `values` alone (no request), as `{% jinja %}`
+    draws it: for HTML kept and reused outside a page, such as cached rows."""
+    return _django_entities(engines[ENGINE].get_template(name).render(values))
+
+
 def render_cached(
     name: str, values: dict[str, Any], request: HttpRequest, *, depends_on: object
 ) -> SafeString:

@@ -19,9 +19,13 @@ from collections.abc import Callable, Iterable, Mapping
 from functools import lru_cache
 
 from django.core.cache import cache
+from django.template import engines
+from django.template.backends.jinja2 import Jinja2
 from django.template.loader import get_template
 from django.utils import timezone, translation
 from django.utils.safestring import SafeString
+
+from portal.jinja import ENGINE as JINJA_ENGINE
 
 # Bump when what a caller puts into a key changes meaning.
 _KEY_VERSION = "1"
@@ -29,9 +33,16 @@ _KEY_VERSION = "1"
 
 @lru_cache(maxsize=64)
 def template_fingerprint(name: str) -> str:
-    """A short digest of a template's source (`name` may be `"file.html#partial"`)."""
-    compiled = getattr(get_template(name.partition("#")[0]), "template", None)
-    source = str(getattr(compiled, "source", name))
+    """A short digest of a template's source (`name` may be `"file.html#partial"`; a
+    `*.jinja` name is a template of the Jinja2 engine, portal/jinja.py)."""
+    path = name.partition("#")[0]
+    if path.endswith(".jinja"):
+        backend = engines[JINJA_ENGINE]
+        assert isinstance(backend, Jinja2) and backend.env.loader is not None
+        source = backend.env.loader.get_source(backend.env, path)[0]
+    else:
+        compiled = getattr(get_template(path), "template", None)
+        source = str(getattr(compiled, "source", name))
     return hashlib.sha1(source.encode(), usedforsecurity=False).hexdigest()[:12]
 
 

@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 import json
-from typing import Any
+import unicodedata
+from dataclasses import dataclass
+from datetime import tzinfo
+from functools import lru_cache
+from typing import Any, NamedTuple
 from urllib.parse import quote
 
-from django.http import Http404, HttpResponse, HttpResponseBase, StreamingHttpResponse
-from django.template.loader import render_to_string
-from django.urls import reverse
+from django.conf import settings
+from django.http import Http404, HttpResponse, HttpResponseBase, QueryDict, StreamingHttpResponse
+from django.urls import get_script_prefix, reverse
 from django.utils import timezone
 from django.utils.safestring import SafeString
 from django.utils.text import Truncator
@@ -18,55 +22,103 @@ from portal.audit import selectors
 from portal.audit.diff import diff, summary
 from portal.audit.export import CONTENT_TYPES, FORMATS, export_lines
 from portal.audit.forms import AuditFilterForm
-from portal.audit.models import AuditAction, AuditEvent, TargetType
+from portal.audit.models import AuditAction, AuditEvent, Outcome, TargetType
+from portal.audit.page_sql import EventRow
 from portal.audit.services import audit_record
 from portal.audit.verify import read_head
+from portal.jinja import render_jinja
 from portal.staff.access import require_perm
 from portal.staff.roles import VIEW_PORTAL
 from portal.trail.fragments import cached_html
 from portal.trail.links import filter_query
-from portal.web import StaffRequest, no_store, render_htmx
+from portal.web import RowUrl, StaffRequest, no_store, render_htmx, row_url
 
 LIST = ("audit/list.html", "results")
 _BADGES = {"succeeded": "ok", "failed": "bad", "refused": "warn"}
+# What `get_FOO_display()` shows for each stored value (an unknown value shows as itself).
+_ACTIONS = dict(AuditAction.choices)
+_TARGET_TYPES = dict(TargetType.choices)
+_OUTCOMES = dict(Outcome.choices)
 # Rendered rows are kept this long in the shared cache: events never change once written
 # (append-only, hash-chained), so the same rows always draw the same HTML.
 ROWS_CACHE_SECONDS = 300
-ROWS_TEMPLATE = "audit/_rows.html"
+ROWS_TEMPLATE = "audit/_rows.jinja"
 
 
-def _row(event: AuditEvent, detail_base: str, list_base: str) -> dict[str, Any]:
-    at = timezone.localtime(event.occurred_at)
-    target_type = event.get_target_type_display()
-    return {
-        "seq": event.seq,
-        "url": f"{detail_base}{event.seq}/",
-        "iso": at.isoformat(),
-        "when": at.strftime("%Y-%m-%d %H:%M:%S"),
-        "actor": event.actor_label,
-        "action": event.get_action_display(),
-        "target_type": target_type,
-        "target_type_lower": str(target_type).lower(),
-        "target_id": event.target_id,
-        "history": f"{list_base}?target_type={quote(event.target_type, safe='/')}"
+@dataclass(frozen=True)
+class _Urls:
+    """The addresses the list draws, reversed once per process (and URL prefix)."""
+
+    list: str
+    export: str
+    detail: RowUrl
+
+
+@lru_cache(maxsize=8)
+def _urls(prefix: str, urlconf: str) -> _Urls:
+    return _Urls(
+        list=reverse("audit:list"), export=reverse("audit:export"), detail=row_url("audit:detail")
+    )
+
+
+def _list_urls() -> _Urls:
+    return _urls(get_script_prefix(), str(settings.ROOT_URLCONF))
+
+
+class _RowView(NamedTuple):
+    """What one row of the list shows, every value ready to print."""
+
+    seq: int
+    url: str
+    iso: str
+    when: str
+    actor: str
+    action: str
+    target_type: str
+    target_type_lower: str
+    target_id: str
+    history: str
+    badge: str
+    outcome: str
+    message: str
+
+
+def _row(event: EventRow, urls: _Urls, zone: tzinfo) -> _RowView:
+    at = event.occurred_at.astimezone(zone)  # timezone.localtime(), the zone read once
+    target_type = str(_TARGET_TYPES.get(event.target_type, event.target_type))
+    return _RowView(
+        seq=event.seq,
+        url=urls.detail(event.seq),
+        iso=at.isoformat(),
+        when=at.strftime("%Y-%m-%d %H:%M:%S"),
+        actor=event.actor_label,
+        action=str(_ACTIONS.get(event.action, event.action)),
+        target_type=target_type,
+        target_type_lower=target_type.lower(),
+        target_id=event.target_id,
+        history=f"{urls.list}?target_type={quote(event.target_type, safe='/')}"
         f"&target_id={quote(event.target_id, safe='/')}",
-        "badge": _BADGES.get(event.outcome, "info"),
-        "outcome": event.get_outcome_display(),
-        "message": Truncator(event.message).chars(80),
-    }
+        badge=_BADGES.get(event.outcome, "info"),
+        outcome=str(_OUTCOMES.get(event.outcome, event.outcome)),
+        message=_shortened(event.message, 80),
+    )
 
 
-def rows_fragment(events: list[AuditEvent]) -> SafeString:
+def _shortened(text: str, length: int) -> str:
+    """`Truncator(text).chars(length)`, which returns short text NFC-normalised, as here."""
+    text = unicodedata.normalize("NFC", text)
+    return text if len(text) <= length else Truncator(text).chars(length)
+
+
+def rows_fragment(events: list[EventRow]) -> SafeString:
     """The list's rows as HTML: from the shared cache when these events were drawn before,
-    else rendered once from precomputed values (no per-row URL reversing or filters)."""
+    else drawn once by Jinja2 from precomputed values (no per-row URL reversing or filters)."""
     if not events:
         return SafeString("")
 
     def render() -> str:
-        detail_base = reverse("audit:detail", args=[0]).removesuffix("0/")
-        list_base = reverse("audit:list")
-        rows = [_row(event, detail_base, list_base) for event in events]
-        return render_to_string(ROWS_TEMPLATE, {"rows": rows})
+        urls, zone = _list_urls(), timezone.get_current_timezone()
+        return render_jinja(ROWS_TEMPLATE, rows=[_row(event, urls, zone) for event in events])
 
     return cached_html(
         "audit:rows",
@@ -77,13 +129,27 @@ def rows_fragment(events: list[AuditEvent]) -> SafeString:
     )
 
 
+def _query(query: QueryDict) -> str:
+    """What `{% querystring query %}` gives: `?a=b&...`, or nothing for no parameters."""
+    return f"?{query.urlencode()}" if query else ""
+
+
 @require_GET
 @require_perm(VIEW_PORTAL)
 def event_list(request: StaffRequest) -> HttpResponse:
-    """Newest first, filtered as you type, one page at a time by keyset on seq."""
+    """Newest first, filtered as you type, one page at a time by keyset on seq.
+
+    The filter form and the results are drawn by Jinja2 inside the Django page
+    (`audit/_filters.jinja`, `audit/_results.jinja`); the rows come from the shared cache.
+    """
     form = AuditFilterForm(request.GET)
-    # A callable: the template asks for it only when it draws the whole page.
-    context: dict[str, Any] = {"form": form, "actors": selectors.audit_actor_names}
+    urls = _list_urls()
+    # A callable: the page calls it only when it draws the whole page (not for htmx).
+    context: dict[str, Any] = {
+        "form": form,
+        "actors": selectors.audit_actor_names,
+        "list_url": urls.list,
+    }
     if not form.is_valid():
         context.update(page=None, filtered=True)
         return render_htmx(request, *LIST, context, status=422)
@@ -93,13 +159,14 @@ def event_list(request: StaffRequest) -> HttpResponse:
         older_than=form.cleaned_data.get("older"),
         newer_than=form.cleaned_data.get("newer"),
     )
+    path = request.path
     context.update(
         page=page,
         rows_html=rows_fragment(page.rows),
-        links=page.links(request.GET),
+        pager=[(link, f"{path}{_query(link.query)}") for link in page.links(request.GET)],
         filtered=not filters.is_empty(),
-        export_csv=f"{reverse('audit:export')}{filter_query(filters, format='csv')}",
-        export_jsonl=f"{reverse('audit:export')}{filter_query(filters, format='jsonl')}",
+        export_csv=f"{urls.export}{filter_query(filters, format='csv')}",
+        export_jsonl=f"{urls.export}{filter_query(filters, format='jsonl')}",
     )
     return render_htmx(request, *LIST, context)
 
