@@ -20,6 +20,7 @@ from django.utils import timezone
 
 from portal.audit.filters import AuditFilter
 from portal.audit.models import AuditEvent, TargetType
+from portal.db import prepared_cursor
 
 # What the list shows of an event, in this order (`EventRow`'s fields).
 COLUMNS = (
@@ -152,7 +153,7 @@ def page_statement(
 
 def fetch_rows(statement: str, params: list[Any]) -> list[EventRow]:
     """The statement's rows as `EventRow`s (times aware, as the ORM gives them)."""
-    with connection.cursor() as cursor:
+    with prepared_cursor() as cursor:  # planned once per connection and filter shape
         cursor.execute(statement, params)
         found = cursor.fetchall()
     zone = connection.timezone

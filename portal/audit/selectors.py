@@ -13,6 +13,7 @@ from portal.audit import page_sql
 from portal.audit.filters import AuditFilter
 from portal.audit.models import AuditEvent, TargetType
 from portal.audit.page_sql import EventRow
+from portal.db import prepared_cursor
 from portal.paging import Keyset, KeysetPage, PagerLink
 
 PER_PAGE = 50
@@ -130,7 +131,7 @@ def audit_actor_names() -> list[str]:
     staff = get_user_model()._meta
     username = connection.ops.quote_name(str(staff.get_field("username").column))
     # One plain statement: the ORM's queryset and compile cost more than the read.
-    with connection.cursor() as cursor:
+    with prepared_cursor() as cursor:
         cursor.execute(
             f"SELECT {username} FROM {connection.ops.quote_name(staff.db_table)} "  # noqa: S608
             f"ORDER BY {username}"
