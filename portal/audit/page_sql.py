@@ -20,7 +20,6 @@ from django.utils import timezone
 
 from portal.audit.filters import AuditFilter
 from portal.audit.models import AuditEvent, TargetType
-from portal.db import prepared_cursor
 
 # What the list shows of an event, in this order (`EventRow`'s fields).
 COLUMNS = (
@@ -153,7 +152,10 @@ def page_statement(
 
 def fetch_rows(statement: str, params: list[Any]) -> list[EventRow]:
     """The statement's rows as `EventRow`s (times aware, as the ORM gives them)."""
-    with prepared_cursor() as cursor:  # planned once per connection and filter shape
+    # Planned afresh each time (not prepared): the best plan depends on the values (a rare
+    # action, a failed outcome, one target), and a generic plan for such a filter was seen
+    # to read most of a million events.
+    with connection.cursor() as cursor:
         cursor.execute(statement, params)
         found = cursor.fetchall()
     zone = connection.timezone
