@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
+from functools import partial
 from typing import Any
 
 from django import forms
@@ -110,7 +111,8 @@ def _page_context(user: PrimeUser, **extra: Any) -> dict[str, Any]:
     context: dict[str, Any] = {
         "prime_user": user,
         "rows": [KeyRow(key) for key in selectors.key_list(user=user)],
-        "issue_form": IssueForm(user=user),
+        # Built only when the page draws it (for those who may issue; a signed token).
+        "issue_form": partial(IssueForm, user=user),
     }
     context.update(extra)
     return context

@@ -80,7 +80,8 @@ def batch_list(request: StaffRequest) -> HttpResponse:
         "filter_form": form,
         "page": page,
         "links": page.links(request.GET),
-        "create_form": BatchCreateForm(),
+        # Only those who may request a batch see its form: not built for anyone else.
+        "create_form": BatchCreateForm() if request.user.has_perm(REQUEST_SETTLEMENT) else None,
     }
     return render_htmx(request, "settlement/batch_list.html", "batch-table", context)
 
