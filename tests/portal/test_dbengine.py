@@ -93,3 +93,34 @@ def test_options_can_turn_preparing_off(settings):
         other.close()
     connection.ensure_connection()
     assert connection.connection.prepare_threshold == 5
+
+
+def test_times_are_read_by_the_compiled_loader_with_djangos_values():
+    import datetime
+
+    from django.db.backends.postgresql.psycopg_any import register_tzloader
+    from psycopg import ClientCursor
+
+    connection.ensure_connection()
+    assert connection.compiled_times
+    statement = (
+        "SELECT x FROM (VALUES (now()), ('2026-03-29 01:30:00.123456+00'::timestamptz),"
+        " ('1999-12-31 23:59:59+05:30'::timestamptz), (NULL::timestamptz)) AS t(x)"
+    )
+    with connection.cursor() as cursor:
+        cursor.execute(statement)
+        fast = [row[0] for row in cursor.fetchall()]
+    django_cursor = ClientCursor(connection.connection)
+    register_tzloader(connection.timezone, django_cursor)  # Django's own loader
+    django_cursor.execute(statement)
+    slow = [row[0] for row in django_cursor.fetchall()]
+    assert fast[1:] == slow[1:] and fast[-1] is None
+    assert all(value.tzinfo is datetime.timezone.utc for value in fast[:-1])
+
+
+def test_server_side_cursors_still_iterate(viewer):
+    from portal.staff.models import Staff
+
+    found = list(Staff.objects.filter(pk=viewer.pk).iterator(chunk_size=10))
+    assert found == [viewer]
+    assert found[0].date_joined.tzinfo is not None
