@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import replace
 from functools import cache
+from typing import Any
 
 from django.db import connection
 from django.db.models import IntegerField, Model, Q, QuerySet
@@ -79,7 +80,24 @@ def _columns(model: type[Model]) -> dict[str, str]:
     return columns
 
 
-def prime_user_get(*, prime_id: str) -> PrimeUser | None:
-    """One user with its active key count, or None."""
+# Stands for the Prime id in the statement compiled once (never a real Prime id).
+_PRIME_ID_MARK = "\x00prime-id\x00"
+
+
+@cache
+def _user_get_statement(vendor: str) -> tuple[str, tuple[Any, ...]]:
+    """`prime_user_get`'s statement as the ORM writes it, compiled once per process
+    (`vendor` keys the cache): its parameters with a mark where the Prime id goes."""
     users = PrimeUser.objects.annotate(key_count=_active_key_count())
-    return users.filter(prime_id=prime_id).first()
+    return users.filter(prime_id=_PRIME_ID_MARK).order_by("pk")[:1].query.sql_with_params()
+
+
+def prime_user_get(*, prime_id: str) -> PrimeUser | None:
+    """One user with its active key count (`key_count`), or None.
+
+    Every page of a user and of their keys asks this: the ORM's statement is compiled
+    once (building and compiling the annotated queryset cost more than running it)."""
+    sql, params = _user_get_statement(connection.vendor)
+    values = [prime_id if value == _PRIME_ID_MARK else value for value in params]
+    found = list(PrimeUser.objects.raw(sql, values))
+    return found[0] if found else None

@@ -115,7 +115,7 @@ def test_times_are_read_by_the_compiled_loader_with_djangos_values():
     django_cursor.execute(statement)
     slow = [row[0] for row in django_cursor.fetchall()]
     assert fast[1:] == slow[1:] and fast[-1] is None
-    assert all(value.tzinfo is datetime.timezone.utc for value in fast[:-1])
+    assert all(value.tzinfo is datetime.UTC for value in fast[:-1])
 
 
 def test_server_side_cursors_still_iterate(viewer):
