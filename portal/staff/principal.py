@@ -186,7 +186,7 @@ def read_with_session(
 def _is_model_backend(path: str) -> bool:
     """Whether the backend at `path` finds people as ModelBackend does (one row by pk,
     active only), so the one statement above can stand in for its `get_user`."""
-    return type(load_backend(path)).get_user is ModelBackend.get_user
+    return getattr(type(load_backend(path)), "get_user", None) is ModelBackend.get_user
 
 
 def _mark(user: Any, device: TOTPDevice | None) -> None:
@@ -217,7 +217,8 @@ def user_for(request: HttpRequest, *, also: tuple[str, list[Any]] | None = None)
         if user is not None and not ModelBackend().user_can_authenticate(user):
             user = None
     else:  # another kind of backend finds the person its own way; the facts from here
-        user = load_backend(backend_path).get_user(staff_pk)
+        get_user = getattr(load_backend(backend_path), "get_user", None)
+        user = get_user(staff_pk) if get_user is not None else None
         found = user is not None
         principal = read(staff_pk=user.pk, device=wanted_device, also=also) if found else None
     if user is None or principal is None:

@@ -173,3 +173,39 @@ def test_open_sessions_are_copied_by_the_migration(viewer):
     assert (copied.staff_id, copied.otp_device_id) == (viewer.pk, 41)
     assert store.decode(copied.session_data) == data
     assert not PortalSession.objects.filter(pk="e" * 32).exists()
+
+
+class _OwnWayBackend:
+    """A backend that finds people its own way (not ModelBackend's get_user)."""
+
+    def get_user(self, user_id):
+        return Staff.objects.filter(pk=user_id, is_active=True).first()
+
+
+def _session_with_backend(client, person, path):
+    from django.contrib.auth import BACKEND_SESSION_KEY
+
+    client.force_login(person)
+    session = client.session
+    session[BACKEND_SESSION_KEY] = path
+    session.save()
+
+
+def test_a_backend_of_its_own_kind_finds_the_person_and_the_facts_still_come(
+    client, viewer, settings
+):
+    path = f"{__name__}._OwnWayBackend"
+    settings.AUTHENTICATION_BACKENDS = [*settings.AUTHENTICATION_BACKENDS, path]
+    _session_with_backend(client, viewer, path)
+    response = client.get(reverse("home"))
+    assert response.status_code == 200
+    assert response.context["user"].pk == viewer.pk
+    assert response.context["user"].is_verified() is False
+
+
+def test_a_session_naming_a_backend_that_finds_nobody_is_anonymous(client, viewer):
+    # django-axes' backend only guards sign-in: it has no get_user.
+    _session_with_backend(client, viewer, "axes.backends.AxesStandaloneBackend")
+    response = client.get(reverse("home"))
+    assert response.status_code == 302
+    assert response["Location"].startswith(reverse("staff:login"))
