@@ -52,6 +52,16 @@ def preference_of(staff: Staff, event_type: str) -> tuple[bool, int | None]:
     return pref.email, pref.webhook_id
 
 
+def preferences_save(staff: Staff, choices: dict[str, tuple[bool, WebhookEndpoint | None]]) -> None:
+    """Save which events reach `staff` by email and by which webhook (event type ->
+    (email, webhook or None)); the inbox always has them. One transaction for all."""
+    with transaction.atomic():
+        for event_type, (email, webhook) in choices.items():
+            Preference.objects.update_or_create(
+                staff=staff, event_type=event_type, defaults={"email": email, "webhook": webhook}
+            )
+
+
 def notify(
     *,
     event_type: EventType,

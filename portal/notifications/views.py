@@ -6,14 +6,13 @@ from collections.abc import Mapping
 
 from django.contrib import messages
 from django.core.exceptions import PermissionDenied
-from django.db import transaction
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import render
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from portal.notifications import services
 from portal.notifications.forms import PreferencesForm, WebhookForm
-from portal.notifications.models import EventType, Preference, WebhookEndpoint
+from portal.notifications.models import EventType, WebhookEndpoint
 from portal.staff.access import require_perm
 from portal.staff.models import Staff
 from portal.staff.roles import MANAGE_STAFF, VIEW_PORTAL
@@ -54,14 +53,13 @@ def preferences(request: HttpRequest) -> HttpResponse:
     current = {value: services.preference_of(staff, value) for value in EventType.values}
     form = PreferencesForm(request.POST or None, current=current)
     if request.method == "POST" and form.is_valid():
-        with transaction.atomic():
-            for value in EventType.values:
-                webhook = form.cleaned_data[f"webhook_{value}"]
-                Preference.objects.update_or_create(
-                    staff=staff,
-                    event_type=value,
-                    defaults={"email": form.cleaned_data[f"email_{value}"], "webhook": webhook},
-                )
+        services.preferences_save(
+            staff,
+            {
+                value: (form.cleaned_data[f"email_{value}"], form.cleaned_data[f"webhook_{value}"])
+                for value in EventType.values
+            },
+        )
         messages.success(request, "Your notification settings are saved.")
         return redirect_to(request, "notifications:preferences")
     return render(
