@@ -40,6 +40,25 @@ class KrakenMirror(models.Model):
         self.flag_changed_outside(now, ["no longer listed by Kraken"])
 
 
+def sql_table(model: type[models.Model]) -> str:
+    """`model`'s table, quoted for the default connection (for statements written by hand
+    from the models' metadata)."""
+    return connection.ops.quote_name(model._meta.db_table)
+
+
+def sql_column(model: type[models.Model], field: str) -> str:
+    """The column of `model`'s `field` (a field name, or "pk"), quoted likewise."""
+    found = model._meta.pk if field == "pk" else model._meta.get_field(field)
+    assert isinstance(found, models.Field)
+    return connection.ops.quote_name(str(found.column))
+
+
+def sql_columns(model: type[models.Model], alias: str) -> list[str]:
+    """Every concrete column of `model`, in field order, as `alias.column`, quoted."""
+    q = connection.ops.quote_name
+    return [f"{alias}.{q(str(field.column))}" for field in model._meta.concrete_fields]
+
+
 @cache
 def _converters(model: type[models.Model], vendor: str) -> list[tuple[Any, list[Any]]]:
     """Each concrete field of `model` and the converters the ORM applies to its raw value."""
@@ -59,6 +78,20 @@ def _converters(model: type[models.Model], vendor: str) -> list[tuple[Any, list[
 @cache
 def _attnames(model: type[models.Model]) -> list[str]:
     return [field.attname for field in model._meta.concrete_fields]
+
+
+def db_value(model: type[models.Model], field: str, value: Any) -> Any:
+    """A raw value of `model`'s `field` as the ORM would give it (the backend's and the
+    field's conversions), on the default connection."""
+    known, converters = _by_name(model, connection.vendor)[field]
+    for converter in converters:
+        value = converter(value, known, connection)
+    return value
+
+
+@cache
+def _by_name(model: type[models.Model], vendor: str) -> dict[str, tuple[Any, list[Any]]]:
+    return {field.name: (field, found) for field, found in _converters(model, vendor)}
 
 
 def model_from_row(model: type[M], values: Sequence[Any]) -> M:

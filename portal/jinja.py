@@ -19,38 +19,25 @@ so this module imports no app.
 
 from __future__ import annotations
 
-import hashlib
-import pickle
 import unicodedata
 from datetime import datetime, tzinfo
-from functools import lru_cache
-from pathlib import Path
 from typing import Any
 
 import jinja2
 from django import template
 from django.conf import settings
-from django.core.cache import cache
-from django.http import HttpRequest
 from django.template import defaultfilters, engines
-from django.template.backends.jinja2 import Jinja2
-from django.template.backends.utils import csrf_input
 from django.template.context import Context
 from django.templatetags.static import static
-from django.urls import get_script_prefix, reverse
+from django.urls import reverse
 from django.utils import timezone
 from django.utils.module_loading import import_string
 from django.utils.safestring import SafeString, mark_safe
 from django.utils.text import Truncator
-from markupsafe import Markup
 
 from portal.web import row_url
 
 ENGINE = "jinja2"  # the NAME of the Jinja2 entry of TEMPLATES
-# Rendered rows are kept this long in the shared cache (a changed row is a new key anyway).
-CACHE_SECONDS = 300
-# Stands for the request's CSRF input in cached HTML (escaped content cannot contain "<").
-_CSRF_MARK = "<!--portal:csrf-input-->"
 
 register = template.Library()
 
@@ -68,50 +55,6 @@ def render_jinja(name: str, **values: Any) -> SafeString:
     """The Jinja2 template `name` drawn with `values` alone (no request), as `{% jinja %}`
     draws it: for HTML kept and reused outside a page, such as cached rows."""
     return _django_entities(engines[ENGINE].get_template(name).render(values))
-
-
-def render_cached(
-    name: str, values: dict[str, Any], request: HttpRequest, *, depends_on: object
-) -> SafeString:
-    """The Jinja2 template `name` with `values`, from the shared cache when it was drawn
-    before from the same content.
-
-    `depends_on` is everything the output shows and everything about the viewer it depends
-    on (the rows' values, a permission): the key is a digest of it, of the template's source,
-    the time zone and the URL prefix. A changed row or a different viewer is a different
-    key, the same in every web process, so there is nothing to invalidate. The request's
-    CSRF input is put in after the cache (`csrf_input` in the template), never stored.
-    """
-    backend = engines[ENGINE]
-    assert isinstance(backend, Jinja2)
-    template = backend.env.get_template(name)
-    state = (
-        _source_digest(template.filename or name),
-        timezone.get_current_timezone_name(),
-        get_script_prefix(),
-        depends_on,
-    )
-    digest = hashlib.blake2b(pickle.dumps(state, protocol=5), digest_size=20).hexdigest()
-    key = f"jinja:{name}:{digest}"
-    html = cache.get(key)
-    if not isinstance(html, str):
-        mark = Markup(_CSRF_MARK)  # noqa: S704 (a constant)
-        html = _django_entities(template.render({**values, "csrf_input": mark}))
-        cache.set(key, str(html), CACHE_SECONDS)
-    if _CSRF_MARK in html:
-        html = html.replace(_CSRF_MARK, csrf_input(request))
-    return mark_safe(html)  # noqa: S308 (rendered with autoescape)
-
-
-def _source_digest(filename: str) -> str:
-    """A digest of a template's source (read again when the file changes): a new template
-    is a new key."""
-    return _digest_of(filename, Path(filename).stat().st_mtime_ns)
-
-
-@lru_cache(maxsize=64)
-def _digest_of(filename: str, mtime_ns: int) -> str:
-    return hashlib.blake2b(Path(filename).read_bytes(), digest_size=8).hexdigest()
 
 
 def _django_entities(html: str) -> SafeString:

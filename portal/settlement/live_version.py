@@ -27,7 +27,7 @@ from functools import cache
 from django.db import connection
 from django.utils import timezone
 
-from portal.db import prepared_cursor
+from portal.db import prepared_cursor, sql_column, sql_table
 from portal.settlement.models import Batch, BatchLive
 from portal.staff.models import Staff
 from portal.staff.roles import APPROVE_SETTLEMENT, REQUEST_SETTLEMENT
@@ -39,11 +39,9 @@ CLOCK_SECONDS = 30
 def number_statement(vendor: str) -> str:
     """The statement reading a batch's number (identifiers from the models' metadata;
     `vendor` keys the cache); the batch id is its one parameter."""
-    q = connection.ops.quote_name
-    live, batch = q(BatchLive._meta.db_table), q(Batch._meta.db_table)
-    version = q(BatchLive._meta.get_field("version").column)
-    key = q(Batch._meta.get_field("prime_batch_id").column)
-    batch_pk, live_pk = q(Batch._meta.pk.column), q(BatchLive._meta.pk.column)
+    live, batch = sql_table(BatchLive), sql_table(Batch)
+    version, key = sql_column(BatchLive, "version"), sql_column(Batch, "prime_batch_id")
+    batch_pk, live_pk = sql_column(Batch, "pk"), sql_column(BatchLive, "pk")
     # Identifiers from the models' metadata, quoted; the batch id is a parameter.
     return (
         f"SELECT l.{version} FROM {live} l JOIN {batch} b ON b.{batch_pk} = l.{live_pk} "  # noqa: S608

@@ -18,12 +18,14 @@ the instances are what the ORM would have built.
 
 from __future__ import annotations
 
-from functools import lru_cache, reduce
+from functools import lru_cache
 
 from django.db import connection, models
 
 from portal.approvals.models import ChangeRequest, Vote
 from portal.audit.models import AuditEvent
+from portal.db import sql_column as _col
+from portal.db import sql_table as _table
 from portal.settlement.models import Batch, Leg
 from portal.staff.models import Staff
 
@@ -42,16 +44,6 @@ TIMELINE_COLUMNS = (
 
 def _q(name: str) -> str:
     return connection.ops.quote_name(name)
-
-
-def _table(model: type[models.Model]) -> str:
-    return _q(model._meta.db_table)
-
-
-def _col(model: type[models.Model], field: str) -> str:
-    found = model._meta.get_field(field)
-    assert isinstance(found, models.Field)
-    return _q(str(found.column))
 
 
 def _places(count: int) -> str:
@@ -195,24 +187,3 @@ def timeline_statement(vendor: str, legs: int, limit: int) -> str:
         part("request_events", f"c.{_col(c, 'target_id')}", requests, leg_requests),
     )
     return f"{' UNION ALL '.join(parts)} ORDER BY 1 DESC LIMIT {int(limit)}"
-
-
-def occurred_at_converter() -> tuple[models.Expression, list[object]]:
-    """The column expression and database converters of `AuditEvent.occurred_at`."""
-    field = AuditEvent._meta.get_field("occurred_at")
-    assert isinstance(field, models.DateTimeField)
-    column = field.get_col(AuditEvent._meta.db_table)
-    return column, [
-        *connection.ops.get_db_converters(column),
-        *column.get_db_converters(connection),
-    ]
-
-
-def convert(value: object, column: models.Expression, converters: list[object]) -> object:
-    """A raw value as the ORM would have returned it (the backend's and the field's
-    conversions, in the compiler's order)."""
-    return reduce(
-        lambda current, converter: converter(current, column, connection),  # type: ignore[operator]
-        converters,
-        value,
-    )

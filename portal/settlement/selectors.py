@@ -18,8 +18,8 @@ from django.utils import timezone
 
 from portal.actors import Actor, actor_staff
 from portal.approvals.models import ChangeKind, ChangeRequest, RequestState, Vote, VoteDecision
-from portal.audit.models import TargetType
-from portal.db import prepared_cursor
+from portal.audit.models import AuditEvent, TargetType
+from portal.db import db_value, prepared_cursor, sql_column, sql_table
 from portal.paging import Keyset, KeysetPage
 from portal.settlement import page_sql
 from portal.settlement.messages import amount_text, what_text
@@ -93,14 +93,13 @@ def _leg_counts() -> tuple[RawSQL, RawSQL]:
     Written as SQL once: the same subqueries built through the ORM per request
     cost about 1 ms of Python a request to build and compile on the bench machine.
     """
-    q = connection.ops.quote_name
-    leg, batch = q(Leg._meta.db_table), q(Batch._meta.db_table)
-    pk, fk = q(Leg._meta.pk.column), q(Leg._meta.get_field("batch").column)
+    leg, batch = sql_table(Leg), sql_table(Batch)
+    pk, fk = sql_column(Leg, "pk"), sql_column(Leg, "batch")
     counted = (
         f"SELECT COUNT({leg}.{pk}) FROM {leg} "  # noqa: S608 - names from the models
-        f"WHERE {leg}.{fk} = {batch}.{q(Batch._meta.pk.column)}"
+        f"WHERE {leg}.{fk} = {batch}.{sql_column(Batch, 'pk')}"
     )
-    settled = f"{counted} AND {leg}.{q(Leg._meta.get_field('status').column)} = %s"
+    settled = f"{counted} AND {leg}.{sql_column(Leg, 'status')} = %s"
     return (
         RawSQL(counted, (), output_field=IntegerField()),  # noqa: S611 (no outside input)
         RawSQL(settled, (LegStatus.SETTLED,), output_field=IntegerField()),  # noqa: S611
@@ -383,14 +382,13 @@ def batch_timeline(*, prime_batch_id: str, leg_assets: Iterable[str]) -> list[Ti
     params = [TargetType.BATCH, prime_batch_id] * halves
     params += [TargetType.LEG, *leg_ids] * halves
     params += [TargetType.CHANGE_REQUEST, LEG_KIND, TargetType.LEG, *leg_ids] * halves
-    column, converters = page_sql.occurred_at_converter()
     with prepared_cursor() as cursor:  # planned once per connection (six index scans)
         cursor.execute(statement, params)
         newest = cursor.fetchall()
     return [
         TimelineEvent(
             seq,
-            page_sql.convert(at, column, converters),  # type: ignore[arg-type]
+            db_value(AuditEvent, "occurred_at", at),
             action,
             outcome,
             actor,

@@ -29,7 +29,6 @@ from django.contrib.auth.backends import ModelBackend
 from django.contrib.auth.models import AnonymousUser
 from django.contrib.sessions.backends.base import SessionBase
 from django.db import connection
-from django.db.models import Model
 from django.http import HttpRequest
 from django.utils import timezone
 from django.utils.crypto import constant_time_compare
@@ -37,7 +36,7 @@ from django_otp import DEVICE_ID_SESSION_KEY
 from django_otp.middleware import is_verified as otp_is_verified
 from django_otp.plugins.otp_totp.models import TOTPDevice
 
-from portal.db import model_from_row, prepared_cursor
+from portal.db import model_from_row, prepared_cursor, sql_column, sql_columns, sql_table
 from portal.staff.models import PortalSecurity, PortalSession, Staff
 
 
@@ -59,42 +58,33 @@ class Principal:
 Also = tuple[str, list[Any]]
 
 
-def _columns(model: type[Model]) -> list[str]:
-    return [field.column for field in model._meta.concrete_fields]
-
-
 @cache
 def _statement(vendor: str, also: str | None, by_session: bool) -> str:
     """The one statement (identifiers from the models' metadata; `vendor` keys the cache):
     by the person's primary key and a device id, or by a session key (the session's row,
     then the person and device it names); with the caller's scalar subquery `also` last."""
-    q = connection.ops.quote_name
-    staff_table, device_table = q(Staff._meta.db_table), q(TOTPDevice._meta.db_table)
-    security_table = q(PortalSecurity._meta.db_table)
-    staff_pk = q(Staff._meta.pk.column)
-    device_pk = q(TOTPDevice._meta.pk.column)
-    device_user = q(TOTPDevice._meta.get_field("user").column)
-    confirmed = q(TOTPDevice._meta.get_field("confirmed").column)
-    security_pk = q(PortalSecurity._meta.pk.column)
-    required = q(PortalSecurity._meta.get_field("require_two_factor").column)
-    selected = [f"u.{q(c)}" for c in _columns(Staff)] + [f"d.{q(c)}" for c in _columns(TOTPDevice)]
+    staff_table, device_table = sql_table(Staff), sql_table(TOTPDevice)
+    staff_pk, device_pk = sql_column(Staff, "pk"), sql_column(TOTPDevice, "pk")
+    device_user = sql_column(TOTPDevice, "user")
+    confirmed = sql_column(TOTPDevice, "confirmed")
+    security_table, security_pk = sql_table(PortalSecurity), sql_column(PortalSecurity, "pk")
+    required = sql_column(PortalSecurity, "require_two_factor")
+    selected = sql_columns(Staff, "u") + sql_columns(TOTPDevice, "d")
     if by_session:
-        meta = PortalSession._meta
-        session_columns = [f"ps.{q(c)}" for c in _columns(PortalSession)]
         key, expires = (
-            q(meta.get_field("session_key").column),
-            q(meta.get_field("expire_date").column),
+            sql_column(PortalSession, "session_key"),
+            sql_column(PortalSession, "expire_date"),
         )
-        session_staff = q(meta.get_field("staff_id").column)
-        session_device = q(meta.get_field("otp_device_id").column)
+        session_staff = sql_column(PortalSession, "staff_id")
+        session_device = sql_column(PortalSession, "otp_device_id")
         source = (
-            f"FROM {q(meta.db_table)} ps "
+            f"FROM {sql_table(PortalSession)} ps "
             f"LEFT JOIN {staff_table} u ON u.{staff_pk} = ps.{session_staff} "
             f"LEFT JOIN {device_table} d ON d.{device_pk} = ps.{session_device} "
             f"AND d.{device_user} = u.{staff_pk} AND d.{confirmed} "
             f"WHERE ps.{key} = %s AND ps.{expires} > %s"
         )
-        selected = session_columns + selected
+        selected = sql_columns(PortalSession, "ps") + selected
     else:
         source = (
             f"FROM {staff_table} u LEFT JOIN {device_table} d ON d.{device_pk} = %s "

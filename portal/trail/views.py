@@ -26,10 +26,10 @@ from portal.audit.models import AuditAction, AuditEvent, Outcome, TargetType
 from portal.audit.page_sql import EventRow
 from portal.audit.services import audit_record
 from portal.audit.verify import read_head
+from portal.fragments import cached_html
 from portal.jinja import render_jinja
 from portal.staff.access import require_perm
 from portal.staff.roles import VIEW_PORTAL
-from portal.trail.fragments import cached_html
 from portal.trail.links import filter_query
 from portal.web import RowUrl, StaffRequest, no_store, render_htmx, row_url
 

@@ -16,7 +16,7 @@ from django.shortcuts import redirect
 from django.utils.safestring import SafeString
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
-from portal.jinja import render_cached
+from portal.fragments import cached_jinja
 from portal.staff.access import require_perm
 from portal.staff.roles import MANAGE_PRIME_USERS, VIEW_PORTAL
 from portal.users import approvals, selectors, services
@@ -34,6 +34,8 @@ from portal.web import StaffRequest, redirect_to, render_htmx, row_url, wants_fr
 
 PANEL = ("users/detail.html", "user-panel")
 ROWS = "users/_rows.jinja"
+# Rows are keyed by what they show, so this only bounds how long an unused entry stays.
+ROWS_CACHE_SECONDS = 300
 # Every column of a row plus its key count: whatever the rows template shows of a user.
 _ROW_STATE = attrgetter(*(f.attname for f in PrimeUser._meta.concrete_fields), "key_count")
 # What the person is told (the tests reuse these).
@@ -86,7 +88,7 @@ def _rows_html(request: StaffRequest, users: list[PrimeUser], *, filtered: bool)
     values = {"rows": users, "filtered": filtered, "can_review": can_review}
     links = [row_url(name) for name in ("users:detail", "users:review", "keys:list")]
     state = (filtered, can_review, links, [_ROW_STATE(user) for user in users])
-    return render_cached(ROWS, values, request, depends_on=state)
+    return cached_jinja(ROWS, values, request, depends_on=state, timeout=ROWS_CACHE_SECONDS)
 
 
 @require_http_methods(["GET", "POST"])

@@ -14,9 +14,9 @@ from django.urls import reverse
 from django.utils.text import Truncator
 
 from portal.audit.forms import AuditFilterForm
+from portal.fragments import template_fingerprint
 from portal.staff.models import Staff
 from portal.trail import views
-from portal.trail.fragments import template_fingerprint
 from tests.audit.conftest import record
 
 LIST = reverse("audit:list")

@@ -5,7 +5,7 @@
 
 The four are drawn together (rows by portal/settlement/rows.py, the chart's and trades'
 frames by `settlement/_batch_parts.html`) and kept as one cache entry
-(portal/trail/fragments.py), keyed by every value they show: the batch row (all but the
+(portal/fragments.py), keyed by every value they show: the batch row (all but the
 refresh time, which the page draws each time), every column of each leg and of its change
 request, the requester's and voters' names, what the person looking may do (their
 permissions, whether they requested or already voted), the notices of an action, and the
@@ -13,8 +13,8 @@ seqs of the timeline's events (an event never changes). A change to any of them 
 key, so every web process draws the change on its next request. One entry per batch page,
 not one per part, so that a small local-memory cache holds as many pages as it can.
 
-The rows' forms need the person's CSRF token: the parts are drawn with a stand-in field,
-which each request swaps for its own (no data can print that field: its `<` is escaped).
+The rows' forms need the person's CSRF token: the parts are drawn with the shared stand-in
+field, which each request swaps for its own (`portal.fragments.with_csrf`).
 """
 
 from __future__ import annotations
@@ -24,15 +24,13 @@ from typing import Any
 from django import template
 from django.db import models
 from django.template.context import Context
-from django.template.defaulttags import CsrfTokenNode
 from django.template.loader import render_to_string
-from django.utils.html import format_html
 from django.utils.safestring import SafeString
 
+from portal.fragments import CSRF_STAND_IN, cached_fragments, with_csrf
 from portal.settlement import rows
 from portal.settlement.selectors import LegRow, LiveBatch, net_position_chart
 from portal.staff.roles import APPROVE_SETTLEMENT, REQUEST_SETTLEMENT
-from portal.trail.fragments import cached_fragments
 
 register = template.Library()
 
@@ -40,11 +38,6 @@ TEMPLATE = "settlement/_batch_parts.html"
 PARTS = ("legs", "timeline", "chart", "trades")
 # Entries are keyed by what they show, so this only bounds how long an unused one stays.
 CACHE_SECONDS = 15 * 60
-_CSRF_FIELD = str(
-    format_html(
-        '<input type="hidden" name="csrfmiddlewaretoken" value="{}">', "csrf-token-of-the-request"
-    )
-)
 # The batch's refresh time is drawn by the page itself (its age changes every second).
 _DRAWN_ELSEWHERE = frozenset({"last_refreshed_at"})
 
@@ -59,10 +52,7 @@ def batch_part(context: Context, live: LiveBatch, name: str) -> SafeString:
     parts = context.render_context.get(memo)
     if parts is None:
         parts = context.render_context[memo] = _parts(context, live)
-    html = parts[name]
-    if _CSRF_FIELD in html:
-        html = SafeString(html.replace(_CSRF_FIELD, str(CsrfTokenNode().render(context))))
-    return html
+    return with_csrf(parts[name], context.get("request"))
 
 
 def _parts(context: Context, live: LiveBatch) -> dict[str, SafeString]:
@@ -94,7 +84,7 @@ def _parts(context: Context, live: LiveBatch) -> dict[str, SafeString]:
             "trade_items": rows.trade_items(live.batch.trade_ids),
         }
         return {
-            "legs": rows.leg_rows(live.rows, batch=live.batch, csrf_field=_CSRF_FIELD, **seen),
+            "legs": rows.leg_rows(live.rows, batch=live.batch, csrf_field=CSRF_STAND_IN, **seen),
             "timeline": rows.timeline_rows(live.timeline),
             "chart": render_to_string(f"{TEMPLATE}#chart", frame),
             "trades": render_to_string(f"{TEMPLATE}#trades", frame),

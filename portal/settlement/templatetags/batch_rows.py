@@ -18,10 +18,10 @@ from django import template
 from django.template.loader import render_to_string
 from django.utils.safestring import SafeString
 
+from portal.fragments import cached_html, template_fingerprint
 from portal.settlement import rows
 from portal.settlement.forms import BatchFilterForm
 from portal.settlement.models import Batch
-from portal.trail.fragments import cached_html, template_fingerprint
 
 register = template.Library()
 

@@ -10,6 +10,13 @@ process sees a change on its next request.
 
 The key also names the template's source (an edited template draws afresh), the time zone
 (dates are shown in local time) and the language.
+
+HTML with forms needs the request's CSRF token, which must never be stored: it is drawn
+with `CSRF_STAND_IN` and each request puts its own in (`with_csrf`). No data can print the
+stand-in (its `<` would be escaped).
+
+Used by the audit rows, the batch page's parts, the batches list's filter form and the users
+list's rows (`cached_jinja`).
 """
 
 from __future__ import annotations
@@ -17,18 +24,31 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Callable, Iterable, Mapping
 from functools import lru_cache
+from typing import Any
 
 from django.core.cache import cache
+from django.http import HttpRequest
 from django.template import engines
 from django.template.backends.jinja2 import Jinja2
+from django.template.backends.utils import csrf_input
 from django.template.loader import get_template
+from django.urls import get_script_prefix
 from django.utils import timezone, translation
+from django.utils.html import format_html
 from django.utils.safestring import SafeString
+from markupsafe import Markup
 
 from portal.jinja import ENGINE as JINJA_ENGINE
+from portal.jinja import render_jinja
 
 # Bump when what a caller puts into a key changes meaning.
 _KEY_VERSION = "1"
+# The CSRF field HTML kept in the cache carries instead of the request's own.
+CSRF_STAND_IN = str(
+    format_html(
+        '<input type="hidden" name="csrfmiddlewaretoken" value="{}">', "csrf-token-of-the-request"
+    )
+)
 
 
 @lru_cache(maxsize=64)
@@ -89,3 +109,33 @@ def cached_html(
         namespace, parts, lambda: {"html": render()}, template=template, timeout=timeout
     )
     return pieces["html"]
+
+
+def with_csrf(html: str, request: HttpRequest | None) -> SafeString:
+    """`html` with the request's own CSRF field where it was drawn with `CSRF_STAND_IN`
+    (none without a request, as `{% csrf_token %}` draws none without a token)."""
+    if CSRF_STAND_IN in html:
+        html = html.replace(CSRF_STAND_IN, str(csrf_input(request)) if request else "")
+    return SafeString(html)
+
+
+def cached_jinja(
+    name: str,
+    values: dict[str, Any],
+    request: HttpRequest,
+    *,
+    depends_on: Iterable[object],
+    timeout: int,
+) -> SafeString:
+    """The Jinja2 template `name` drawn with `values`, from the shared cache when it was
+    drawn before from the same content: `depends_on` is every value it shows and everything
+    about the viewer it depends on (plain values). The template's `csrf_input` is the
+    request's own, put in after the cache."""
+    html = cached_html(
+        f"jinja:{name}",
+        (get_script_prefix(), *depends_on),
+        lambda: render_jinja(name, **values, csrf_input=Markup(CSRF_STAND_IN)),  # noqa: S704
+        template=name,
+        timeout=timeout,
+    )
+    return with_csrf(html, request)
